@@ -1,0 +1,145 @@
+"""The recorded batch schedule: which sample ids form each minibatch, and each step's learning rate.
+
+The schedule is what makes the coupled retrain (and therefore the certificate) well defined: the
+retrain replays exactly these batches with the deleted ids removed.
+
+Example:
+    >>> from certunlearn.train.config import SGDConfig
+    >>> sched = Schedule.build(n_samples=5, config=SGDConfig(epochs=1, batch_size=2, lr=0.5, seed=0))
+    >>> [len(s.ids) for s in sched.steps]
+    [2, 2, 1]
+    >>> Schedule.from_json(sched.to_json()) == sched
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from certunlearn.errors import InputError, SampleIdError
+from certunlearn.train.config import SGDConfig
+from certunlearn.validation import check_int
+
+__all__ = ["SCHEDULE_SCHEMA_VERSION", "Schedule", "Step"]
+
+SCHEDULE_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One SGD step: the sample ids of its minibatch and its step size."""
+
+    ids: tuple[int, ...]
+    lr: float
+
+    def __post_init__(self) -> None:
+        if not self.ids:
+            raise InputError("a schedule step must contain at least one sample id")
+        if len(set(self.ids)) != len(self.ids):
+            raise InputError(f"a schedule step repeats a sample id: {list(self.ids)}")
+        if not (isinstance(self.lr, float) and math.isfinite(self.lr) and self.lr > 0):
+            raise InputError(f"a schedule step needs a finite lr > 0, got {self.lr!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """The ordered steps of a training run over ``n_samples`` samples (ids 0..n-1)."""
+
+    n_samples: int
+    steps: tuple[Step, ...]
+
+    def __post_init__(self) -> None:
+        check_int("n_samples", self.n_samples, minimum=1)
+        for t, step in enumerate(self.steps):
+            bad = [i for i in step.ids if not 0 <= i < self.n_samples]
+            if bad:
+                raise InputError(f"schedule step {t} has ids outside 0..{self.n_samples - 1}: {bad[:5]}")
+
+    @classmethod
+    def build(cls, *, n_samples: int, config: SGDConfig) -> Schedule:
+        """Draw the schedule of ``config``: one seeded permutation per epoch, cut into batches."""
+        n_samples = check_int("n_samples", n_samples, minimum=1)
+        generator = torch.Generator().manual_seed(config.seed)
+        steps: list[Step] = []
+        for _ in range(config.epochs):
+            perm = torch.randperm(n_samples, generator=generator).tolist()
+            for start in range(0, n_samples, config.batch_size):
+                ids = tuple(perm[start : start + config.batch_size])
+                steps.append(Step(ids, config.lr_at(len(steps))))
+        return cls(n_samples, tuple(steps))
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @property
+    def lrs(self) -> np.ndarray:
+        """Step sizes η_t as a float64 array ``[T]``."""
+        return np.array([s.lr for s in self.steps], dtype=np.float64)
+
+    @property
+    def batch_sizes(self) -> np.ndarray:
+        """Batch sizes |B_t| as an int64 array ``[T]``."""
+        return np.array([len(s.ids) for s in self.steps], dtype=np.int64)
+
+    def deletion_counts(self, ids: Iterable[int]) -> np.ndarray:
+        """m_t = |U ∩ B_t| for every step, as an int64 array ``[T]``.
+
+        Example:
+            >>> from certunlearn.train.config import SGDConfig
+            >>> s = Schedule.build(n_samples=4, config=SGDConfig(epochs=2, batch_size=4, lr=1.0))
+            >>> s.deletion_counts([0, 3]).tolist()
+            [2, 2]
+        """
+        wanted = np.zeros(self.n_samples, dtype=bool)
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < self.n_samples]
+        if bad:
+            raise SampleIdError(f"unknown sample ids {bad[:5]}: ids are 0..{self.n_samples - 1}")
+        wanted[ids] = True
+        return np.array([int(wanted[list(s.ids)].sum()) for s in self.steps], dtype=np.int64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"schema_version", "n_samples", "steps": [{"ids": [...], "lr": ...}, ...]}``."""
+        return {
+            "schema_version": SCHEDULE_SCHEMA_VERSION,
+            "n_samples": self.n_samples,
+            "steps": [{"ids": list(s.ids), "lr": s.lr} for s in self.steps],
+        }
+
+    def to_json(self) -> str:
+        """The schedule as JSON text (floats written with full precision)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: str | bytes | dict[str, Any]) -> Schedule:
+        """Rebuild a schedule from :meth:`to_json` text or :meth:`to_dict` output, validating it."""
+        if isinstance(data, (str, bytes)):
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"schedule is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InputError("schedule JSON must be an object")
+        version = data.get("schema_version", SCHEDULE_SCHEMA_VERSION)
+        if version != SCHEDULE_SCHEMA_VERSION:
+            raise InputError(f"unsupported schedule schema_version {version!r}")
+        unknown = sorted(set(data) - {"schema_version", "n_samples", "steps"})
+        if unknown:
+            raise InputError(f"unknown schedule keys: {unknown}")
+        try:
+            steps = tuple(
+                Step(tuple(int(i) for i in s["ids"]), float(s["lr"])) for s in data["steps"]
+            )
+            n = data.get("n_samples")
+            if n is None:
+                n = 1 + max((max(s.ids) for s in steps), default=0)
+            return cls(int(n), steps)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed schedule: {exc!r}") from exc
