@@ -27,7 +27,7 @@ from certunlearn.errors import InputError, SampleIdError
 from certunlearn.train.config import SGDConfig
 from certunlearn.validation import check_int
 
-__all__ = ["SCHEDULE_SCHEMA_VERSION", "Schedule", "Step"]
+__all__ = ["SCHEDULE_SCHEMA_VERSION", "Schedule", "ScheduleIndex", "Step"]
 
 SCHEDULE_SCHEMA_VERSION = 1
 
@@ -143,3 +143,40 @@ class Schedule:
             return cls(int(n), steps)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed schedule: {exc!r}") from exc
+
+
+class ScheduleIndex:
+    """Where every sample id occurs in a schedule, for O(occurrences of U) lookups of m_t.
+
+    Example:
+        >>> from certunlearn.train.config import SGDConfig
+        >>> s = Schedule.build(n_samples=6, config=SGDConfig(epochs=3, batch_size=4, lr=1.0))
+        >>> idx = ScheduleIndex(s)
+        >>> bool((idx.deletion_counts([1, 4]) == s.deletion_counts([1, 4])).all())
+        True
+    """
+
+    def __init__(self, schedule: Schedule) -> None:
+        self.n_samples = schedule.n_samples
+        self.n_steps = len(schedule.steps)
+        ids = np.fromiter((i for s in schedule.steps for i in s.ids), dtype=np.int64)
+        steps = np.repeat(np.arange(self.n_steps, dtype=np.int64), schedule.batch_sizes)
+        order = np.argsort(ids, kind="stable")
+        self._steps_by_id = steps[order]
+        self._offsets = np.concatenate(
+            [[0], np.cumsum(np.bincount(ids, minlength=self.n_samples))]
+        ).astype(np.int64)
+
+    def steps_of(self, sample_id: int) -> np.ndarray:
+        """The steps (sorted) whose batch contains ``sample_id``."""
+        return self._steps_by_id[self._offsets[sample_id] : self._offsets[sample_id + 1]]
+
+    def deletion_counts(self, ids: Iterable[int]) -> np.ndarray:
+        """m_t = |U ∩ B_t| for every step, int64 ``[T]`` (ids must be valid and distinct)."""
+        ids = np.asarray(list(ids), dtype=np.int64)
+        if ids.size == 0:
+            return np.zeros(self.n_steps, dtype=np.int64)
+        if ids.min() < 0 or ids.max() >= self.n_samples:
+            raise SampleIdError(f"unknown sample ids: ids are 0..{self.n_samples - 1}")
+        occ = np.concatenate([self.steps_of(int(i)) for i in ids])
+        return np.bincount(occ, minlength=self.n_steps).astype(np.int64)

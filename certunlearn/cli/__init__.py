@@ -1,0 +1,1 @@
+"""The ``certunlearn`` command-line interface (thin typer commands over the library)."""

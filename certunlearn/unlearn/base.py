@@ -1,0 +1,140 @@
+"""The Unlearner interface, its result type and the method registry.
+
+Example:
+    >>> "hfocu" in UNLEARNERS or True  # methods register themselves on import of certunlearn.unlearn
+    True
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from certunlearn.errors import ConfigError
+
+__all__ = [
+    "UNLEARNERS",
+    "UnlearnResult",
+    "Unlearner",
+    "gaussian_noise_like",
+    "get_unlearner",
+    "register_unlearner",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class UnlearnResult:
+    """What one deletion request produced.
+
+    Attributes:
+        method: Registered name of the method.
+        request_ids: The ids forgotten by this request.
+        cumulative_ids: Every id forgotten so far (this request included), sorted.
+        params_noiseless: w̄, keyed like ``model.state_dict()``; private, never release it.
+        params_released: w̄ + N(0, σ²I) (equal to ``params_noiseless`` when σ = 0).
+        sigma: Noise standard deviation σ actually added (0.0 when none).
+        sensitivity: Δ the noise is calibrated to; ``None`` when no bound applies.
+        certified: True only when Δ comes from a bound whose assumptions hold (then
+            ‖params_noiseless − coupled retrain‖ ≤ Δ and the release is (ε, δ)-certified).
+        status: ``certified``, ``conditional`` or ``uncertified``.
+        assumptions: Statements the certificate relies on.
+        reasons: Why the release is not certified (empty when it is).
+        epsilon: ε of the release (None if no noise was calibrated).
+        delta: δ of the release.
+        calibration: Calibration method of σ (``analytic`` / ``classical``) or ``none``.
+        noise_only_sigma: σ a release of the *un-unlearned* model would need under the same
+            assumptions (what unlearning is compared with), when defined.
+        elapsed_s: Wall time of the unlearning step, noise included.
+        extras: Method-specific figures (step norms, acceptance ratios ...).
+    """
+
+    method: str
+    request_ids: tuple[int, ...]
+    cumulative_ids: tuple[int, ...]
+    params_noiseless: dict[str, Tensor]
+    params_released: dict[str, Tensor]
+    sigma: float
+    sensitivity: float | None
+    certified: bool
+    status: str
+    assumptions: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    epsilon: float | None = None
+    delta: float | None = None
+    calibration: str = "none"
+    noise_only_sigma: float | None = None
+    elapsed_s: float = 0.0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sigma < 0 or not math.isfinite(self.sigma):
+            raise ConfigError(f"sigma must be finite and >= 0, got {self.sigma!r}")
+        if self.certified and (self.sensitivity is None or self.status != "certified"):
+            raise ConfigError("a certified result needs a sensitivity and status 'certified'")
+        if set(self.params_noiseless) != set(self.params_released):
+            raise ConfigError("noiseless and released parameters must have the same keys")
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly summary (no tensors)."""
+        return {
+            "method": self.method,
+            "request_ids": list(self.request_ids),
+            "cumulative_deletions": len(self.cumulative_ids),
+            "sigma": self.sigma,
+            "sensitivity": self.sensitivity,
+            "certified": self.certified,
+            "status": self.status,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "calibration": self.calibration,
+            "noise_only_sigma": self.noise_only_sigma,
+            "assumptions": list(self.assumptions),
+            "reasons": list(self.reasons),
+            "elapsed_s": self.elapsed_s,
+            **{k: v for k, v in self.extras.items() if isinstance(v, (int, float, str, bool))},
+        }
+
+
+class Unlearner(abc.ABC):
+    """Base class: ``fit(...) -> self`` then ``forget(ids, ...) -> UnlearnResult``.
+
+    Fitted state carries a trailing underscore; ``__init__`` only stores arguments.
+    """
+
+    name: ClassVar[str] = "base"
+
+    @abc.abstractmethod
+    def forget(self, ids: Any, **kwargs: Any) -> UnlearnResult:
+        """Forget ``ids``; see subclasses."""
+
+
+UNLEARNERS: dict[str, type[Unlearner]] = {}
+"""Registry of unlearning methods: name -> class."""
+
+
+def register_unlearner(name: str, cls: type[Unlearner], *, force: bool = False) -> None:
+    """Register an unlearning method class under ``name`` (refuses to overwrite unless ``force``)."""
+    if name in UNLEARNERS and not force:
+        raise ConfigError(f"unlearner {name!r} is already registered; pass force=True to replace it")
+    UNLEARNERS[name] = cls
+
+
+def get_unlearner(name: str) -> type[Unlearner]:
+    """Look up a method class by name; the error lists the registered names."""
+    try:
+        return UNLEARNERS[name]
+    except KeyError:
+        raise ConfigError(f"unknown unlearning method {name!r}: use one of {sorted(UNLEARNERS)}") from None
+
+
+def gaussian_noise_like(theta: Tensor, sigma: float, generator: torch.Generator | None) -> Tensor:
+    """N(0, σ² I) shaped like ``theta`` on its device, from the injected generator."""
+    if sigma == 0.0:
+        return torch.zeros_like(theta)
+    noise = torch.randn(theta.shape, generator=generator, dtype=theta.dtype, device=theta.device)
+    return noise.mul_(sigma)

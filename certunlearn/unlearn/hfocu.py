@@ -1,0 +1,425 @@
+"""HF-OCU: Hessian-Free Online Certified Unlearning (Qiao, Zhang, Tang, Wei, ICLR 2025).
+
+``fit`` trains by deterministic mini-batch SGD while :class:`HFOCURecorder` keeps one approximator a_u
+per tracked sample; ``forget(U)`` returns w̄ = w_T + Σ_{u∈U} a_u (a vector addition, exact additivity:
+Theorem 1 of the paper) and releases w̄ + N(0, σ²I) with σ calibrated to a proven bound
+Δ ≥ ‖w̄ − w^{-U}_T‖ against the coupled full-batch-normalised retrain (docs/theory.md).
+
+Online use: successive requests accumulate into the cumulative deleted set; every release draws fresh
+noise calibrated to the cumulative set, and noise is never stacked on an earlier release.
+
+Example:
+    >>> from certunlearn.models import LogisticRegression
+    >>> from certunlearn.train import SGDConfig
+    >>> X = torch.randn(40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> X = X / X.norm(dim=1, keepdim=True).clamp(min=1)          # rows clipped to norm 1
+    >>> y = (X[:, 0] > 0).long()
+    >>> cfg = SGDConfig(epochs=3, batch_size=8, lr=0.5, weight_decay=0.05, seed=0)
+    >>> hf = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).fit(X, y)
+    >>> res = hf.forget([3, 17], epsilon=1.0, delta=1e-5, generator=torch.Generator().manual_seed(0))
+    >>> res.certified, res.sigma > 0, sorted(res.params_released) == sorted(hf.params)
+    (True, True, True)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from certunlearn.autodiff.functional import FunctionalModel
+from certunlearn.certify.bounds import (
+    Assumptions,
+    Bound,
+    coupled_sgd_bound,
+    softmax_regression_assumptions,
+)
+from certunlearn.certify.gaussian import gaussian_sigma
+from certunlearn.errors import (
+    AssumptionError,
+    ConfigError,
+    InputError,
+    PrivacyLeakWarning,
+    SampleIdError,
+)
+from certunlearn.models import LogisticRegression
+from certunlearn.progress import ProgressFn
+from certunlearn.train.config import SGDConfig
+from certunlearn.train.schedule import Schedule, ScheduleIndex
+from certunlearn.train.sgd import check_sample_ids, prepare_data, run_schedule
+from certunlearn.unlearn.base import UnlearnResult, Unlearner, gaussian_noise_like, register_unlearner
+from certunlearn.unlearn.recorder import HFOCURecorder
+from certunlearn.unlearn.store import StatisticsStore
+from certunlearn.validation import check_choice, check_open_unit, check_positive
+
+__all__ = ["HFOCU", "HFOCU_SCHEMA_VERSION"]
+
+HFOCU_SCHEMA_VERSION = 1
+_DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64", torch.bfloat16: "bfloat16"}
+
+
+class HFOCU(Unlearner):
+    """Hessian-free online certified unlearning for a model trained by mini-batch SGD.
+
+    Args:
+        model: Initial model (its parameters are w_0); never modified.
+        config: The SGD configuration (its seed fixes the batch schedule).
+        track_ids: Sample ids that may be deleted later (default: all). Only these pay the
+            statistics' memory and compute.
+        assumptions: Declared constants for the certificate. If omitted and the model is a
+            :class:`~certunlearn.models.LogisticRegression` with cross-entropy, they are derived
+            from ``feature_norm_bound``, the weight decay and the projection radius.
+        feature_norm_bound: Public bound on every row's norm (the clipping norm of the data). If
+            omitted for softmax regression, it is measured on the data, a :class:`PrivacyLeakWarning`
+            is issued, and releases are uncertified.
+        calibration: ``analytic`` (exact) or ``classical`` σ calibration.
+        noise_sensitivity: Sensitivity used for noise when no certified bound applies
+            (user-chosen, labelled uncertified). Default: no noise in that case.
+        storage_dtype: ``float32`` / ``float64`` / ``bfloat16`` (default: the model's dtype).
+        store_path: If given, memory-map the statistics at this file instead of holding them in RAM.
+        block_rows: Rows of the store processed at once during recording.
+        vmap_chunk: ``chunk_size`` of the vmapped HVPs and per-sample gradients.
+    """
+
+    name = "hfocu"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: SGDConfig,
+        *,
+        track_ids: Iterable[int] | None = None,
+        assumptions: Assumptions | None = None,
+        feature_norm_bound: float | None = None,
+        calibration: str = "analytic",
+        noise_sensitivity: float | None = None,
+        storage_dtype: str | None = None,
+        store_path: str | Path | None = None,
+        block_rows: int | None = None,
+        vmap_chunk: int | None = None,
+    ) -> None:
+        if not isinstance(config, SGDConfig):
+            raise ConfigError(f"config must be an SGDConfig, got {type(config).__name__}")
+        self.model = model
+        self.config = config
+        self.track_ids = None if track_ids is None else list(track_ids)
+        self.assumptions = assumptions
+        self.feature_norm_bound = (
+            None if feature_norm_bound is None else check_positive("feature_norm_bound", feature_norm_bound)
+        )
+        self.calibration = check_choice("calibration", calibration, ("analytic", "classical"))
+        self.noise_sensitivity = (
+            None if noise_sensitivity is None else check_positive("noise_sensitivity", noise_sensitivity)
+        )
+        self.storage_dtype = storage_dtype
+        self.store_path = store_path
+        self.block_rows = block_rows
+        self.vmap_chunk = vmap_chunk
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: Tensor, y: Tensor, *, progress: ProgressFn | None = None) -> HFOCU:
+        """Train on ``(X, y)`` (ids = row indices) while recording the HF-OCU statistics."""
+        fm = FunctionalModel(self.model, loss=self.config.loss)
+        X, y = prepare_data(fm, X, y)
+        n = X.shape[0]
+        tracked = list(range(n)) if self.track_ids is None else check_sample_ids(self.track_ids, n, what="tracked ids")
+        if not tracked:
+            raise SampleIdError("track_ids is empty: nothing could be forgotten")
+        storage = self.storage_dtype or _DTYPE_NAMES.get(fm.dtype, "float32")
+        schedule = Schedule.build(n_samples=n, config=self.config)
+        # rows ordered by first appearance in the schedule (a harmless, cache-friendly order)
+        store = StatisticsStore(tracked, fm.dim, storage_dtype=storage, device=fm.device, path=self.store_path)
+        recorder = HFOCURecorder(
+            fm, store, weight_decay=self.config.weight_decay,
+            block_rows=self.block_rows, vmap_chunk=self.vmap_chunk,
+        )
+        started = time.perf_counter()
+        theta = run_schedule(
+            fm, X, y, schedule, self.config, observers=[recorder], progress=progress, label="train + record"
+        )
+        self.precompute_seconds_ = time.perf_counter() - started
+        self._set_fitted(fm, theta, schedule, store, self._resolve_assumptions(fm, X))
+        return self
+
+    def _set_fitted(
+        self,
+        fm: FunctionalModel,
+        theta: Tensor,
+        schedule: Schedule,
+        store: StatisticsStore,
+        assumptions: tuple[Assumptions | None, tuple[str, ...]],
+        deleted: Iterable[int] = (),
+    ) -> None:
+        self.fm_ = fm
+        self.theta_ = theta
+        self.schedule_ = schedule
+        self.index_ = ScheduleIndex(schedule)
+        self.store_ = store
+        self.assumptions_, self.assumption_problems_ = assumptions
+        deleted = list(deleted)
+        self.deleted_: tuple[int, ...] = tuple(deleted)
+        self.sum_a_ = torch.zeros_like(theta)
+        self.counts_ = np.zeros(len(schedule), dtype=np.int64)
+        if deleted:
+            self.sum_a_ = store.sum_rows(store.rows_of(deleted), dtype=fm.dtype, device=fm.device)
+            self.counts_ = self.index_.deletion_counts(deleted)
+
+    def _resolve_assumptions(self, fm: FunctionalModel, X: Tensor) -> tuple[Assumptions | None, tuple[str, ...]]:
+        if self.assumptions is not None:
+            return self.assumptions, ()
+        if not (isinstance(self.model, LogisticRegression) and self.config.loss == "cross_entropy"):
+            return None, (
+                "no assumptions were declared for this model; certificates are derived automatically "
+                "only for LogisticRegression with cross-entropy (pass assumptions=Assumptions(...))",
+            )
+        measured = float(X.flatten(1).norm(dim=1).max())
+        bound, source = self.feature_norm_bound, "derived"
+        problems: list[str] = []
+        if bound is None:
+            warnings.warn(
+                "feature_norm_bound not given: measuring max ||x|| on the private training data; "
+                "releases will be uncertified (clip rows to a public norm instead)",
+                PrivacyLeakWarning,
+                stacklevel=3,
+            )
+            bound, source = measured, "estimated"
+        elif measured > bound * (1 + 1e-12):
+            problems.append(f"a training row has norm {measured:.6g} > feature_norm_bound {bound:g}")
+        try:
+            derived = softmax_regression_assumptions(
+                feature_norm_bound=bound,
+                weight_decay=self.config.weight_decay,
+                projection_radius=self.config.projection_radius,
+                init_norm=float(fm.theta0.norm()),
+                source=source,
+            )
+        except AssumptionError as exc:
+            return None, (str(exc),)
+        return derived, tuple(problems)
+
+    # ------------------------------------------------------------------ state
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "theta_"):
+            raise ConfigError("HFOCU is not fitted: call fit(X, y) or HFOCU.load(...) first")
+
+    @property
+    def params(self) -> dict[str, Tensor]:
+        """Trained parameters w_T (copies), keyed like ``model.state_dict()``."""
+        self._check_fitted()
+        return self.fm_.state_dict(self.theta_)
+
+    @property
+    def schedule(self) -> Schedule:
+        """The recorded batch schedule."""
+        self._check_fitted()
+        return self.schedule_
+
+    @property
+    def deleted_ids(self) -> tuple[int, ...]:
+        """Ids forgotten so far, in request order."""
+        self._check_fitted()
+        return self.deleted_
+
+    @property
+    def statistics_nbytes(self) -> int:
+        """Bytes held by the per-sample statistics."""
+        self._check_fitted()
+        return self.store_.nbytes
+
+    def bound(self, ids: Iterable[int]) -> Bound | None:
+        """The Δ bound for forgetting ``ids`` (on top of those already forgotten); None if no assumptions."""
+        self._check_fitted()
+        if self.assumptions_ is None:
+            return None
+        counts = self.counts_ + self.index_.deletion_counts(ids)
+        return self._bound_from_counts(counts)
+
+    def _bound_from_counts(self, counts: np.ndarray) -> Bound | None:
+        if self.assumptions_ is None:
+            return None
+        bound = coupled_sgd_bound(
+            lrs=self.schedule_.lrs,
+            batch_sizes=self.schedule_.batch_sizes,
+            deletion_counts=counts,
+            assumptions=self.assumptions_,
+            clip_norm=self.config.clip_norm,
+        )
+        if self.assumption_problems_ and bound.status != "uncertified":
+            bound = Bound(bound.name, float("inf"), "uncertified", bound.assumptions,
+                          bound.violations + self.assumption_problems_, None)
+        return bound
+
+    # ------------------------------------------------------------------ forgetting
+    def forget(
+        self,
+        ids: Iterable[int],
+        *,
+        epsilon: float,
+        delta: float,
+        generator: torch.Generator | None = None,
+    ) -> UnlearnResult:
+        """Forget ``ids`` and release a noisy model certified for the cumulative deleted set.
+
+        Args:
+            ids: Sample ids to forget now (distinct, tracked, not forgotten before).
+            epsilon: ε of this release (> 0).
+            delta: δ of this release, in (0, 1).
+            generator: Source of the Gaussian noise (on the model's device).
+
+        Returns:
+            :class:`UnlearnResult`. On any error nothing changes.
+        """
+        self._check_fitted()
+        epsilon = check_positive("epsilon", epsilon)
+        delta = check_open_unit("delta", delta)
+        request = check_sample_ids(ids, self.schedule_.n_samples)
+        if not request:
+            raise SampleIdError("no sample ids to forget")
+        again = sorted(set(request) & set(self.deleted_))
+        if again:
+            raise SampleIdError(f"sample ids already forgotten: {again[:10]}")
+        rows = self.store_.rows_of(request)  # raises for untracked ids
+        started = time.perf_counter()
+        fm = self.fm_
+        sum_a = self.sum_a_ + self.store_.sum_rows(rows, dtype=fm.dtype, device=fm.device)
+        noiseless = self.theta_ + sum_a
+        counts = self.counts_ + self.index_.deletion_counts(request)
+        bound = self._bound_from_counts(counts)
+        reasons: tuple[str, ...] = ()
+        assumptions: tuple[str, ...] = ()
+        sensitivity: float | None = None
+        noise_only_sigma: float | None = None
+        status = "uncertified"
+        if bound is None:
+            reasons = self.assumption_problems_
+        else:
+            status, assumptions, reasons = bound.status, bound.assumptions, bound.violations
+            if bound.status == "conditional":
+                reasons = ("the bound holds only if the declared non-convex constants hold",)
+        certified = bound is not None and bound.certified
+        if certified:
+            sensitivity = bound.value
+            noise_only_sigma = gaussian_sigma(
+                epsilon=epsilon, delta=delta, sensitivity=bound.noise_only_value, method=self.calibration
+            )
+        elif self.noise_sensitivity is not None:
+            sensitivity = self.noise_sensitivity
+        sigma = 0.0
+        if sensitivity is not None:
+            sigma = gaussian_sigma(epsilon=epsilon, delta=delta, sensitivity=sensitivity, method=self.calibration)
+        released = noiseless + gaussian_noise_like(noiseless, sigma, generator)
+        elapsed = time.perf_counter() - started
+        cumulative = self.deleted_ + tuple(request)
+        result = UnlearnResult(
+            method=self.name,
+            request_ids=tuple(request),
+            cumulative_ids=tuple(sorted(cumulative)),
+            params_noiseless=self._state(noiseless),
+            params_released=self._state(released),
+            sigma=sigma,
+            sensitivity=sensitivity,
+            certified=certified,
+            status=status if sensitivity is not None or status == "uncertified" else "uncertified",
+            assumptions=assumptions,
+            reasons=reasons,
+            epsilon=epsilon if sigma > 0 else None,
+            delta=delta if sigma > 0 else None,
+            calibration=self.calibration if sigma > 0 else "none",
+            noise_only_sigma=noise_only_sigma,
+            elapsed_s=elapsed,
+        )
+        self.deleted_, self.sum_a_, self.counts_ = cumulative, sum_a, counts
+        return result
+
+    def _state(self, theta: Tensor) -> dict[str, Tensor]:
+        state = dict(self.fm_.buffers)
+        state.update(self.fm_.layout.unflatten(theta))
+        return state
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        """Save parameters, initial parameters, schedule, statistics and state into ``directory``."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.fm_.state_dict(self.theta_), directory / "params.pt")
+        torch.save(self.fm_.state_dict(self.fm_.theta0), directory / "initial_params.pt")
+        (directory / "schedule.json").write_text(self.schedule_.to_json())
+        self.store_.save(directory)
+        meta: dict[str, Any] = {
+            "schema_version": HFOCU_SCHEMA_VERSION,
+            "mechanism": self.name,
+            "config": self.config.to_dict(),
+            "deleted_ids": list(self.deleted_),
+            "calibration": self.calibration,
+            "feature_norm_bound": self.feature_norm_bound,
+            "noise_sensitivity": self.noise_sensitivity,
+            "precompute_seconds": getattr(self, "precompute_seconds_", None),
+        }
+        (directory / "hfocu.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        return directory
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path,
+        model: nn.Module,
+        X: Tensor,
+        *,
+        assumptions: Assumptions | None = None,
+        mmap_mode: bool = True,
+    ) -> HFOCU:
+        """Reopen a saved HF-OCU state for ``model``'s architecture.
+
+        Args:
+            directory: Written by :meth:`save`.
+            model: A module of the same architecture (its weights are replaced by the saved ones).
+            X: The training features (only to re-check the declared feature-norm bound).
+            assumptions: Declared constants, if the original run declared them.
+            mmap_mode: Keep the statistics memory-mapped (default) or read them into memory.
+        """
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / "hfocu.json").read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{directory}: not an HF-OCU state ({exc})") from exc
+        if meta.get("schema_version") != HFOCU_SCHEMA_VERSION or meta.get("mechanism") != cls.name:
+            raise InputError(f"{directory}: unsupported state (schema {meta.get('schema_version')!r}, "
+                             f"mechanism {meta.get('mechanism')!r})")
+        from certunlearn.models import load_state_dict
+
+        init_model = load_state_dict(_fresh_copy(model), str(directory / "initial_params.pt"))
+        obj = cls(
+            init_model,
+            SGDConfig.from_dict(meta["config"]),
+            assumptions=assumptions,
+            feature_norm_bound=meta.get("feature_norm_bound"),
+            calibration=meta.get("calibration", "analytic"),
+            noise_sensitivity=meta.get("noise_sensitivity"),
+        )
+        fm = FunctionalModel(init_model, loss=obj.config.loss)
+        trained = load_state_dict(_fresh_copy(model), str(directory / "params.pt"))
+        theta = fm.layout.flatten(dict(trained.named_parameters())).detach().to(fm.device)
+        schedule = Schedule.from_json((directory / "schedule.json").read_text())
+        store = StatisticsStore.load(directory, mmap_mode=mmap_mode, device=fm.device)
+        Xd, _ = prepare_data(fm, X, torch.zeros(X.shape[0], dtype=torch.int64))
+        if Xd.shape[0] != schedule.n_samples:
+            raise InputError(f"X has {Xd.shape[0]} rows but the schedule covers {schedule.n_samples}")
+        obj._set_fitted(fm, theta, schedule, store, obj._resolve_assumptions(fm, Xd), meta["deleted_ids"])
+        return obj
+
+
+def _fresh_copy(model: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model)
+
+
+register_unlearner(HFOCU.name, HFOCU)
