@@ -1,0 +1,91 @@
+"""CLI tests through the real entry point (typer's CliRunner) and one real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from certunlearn.cli.main import app
+
+runner = CliRunner()
+
+
+def test_version_does_not_import_torch() -> None:
+    code = (
+        "import sys; from certunlearn.cli.main import app; "
+        "from typer.testing import CliRunner; r = CliRunner().invoke(app, ['--version']); "
+        "print(r.output.strip()); print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("certunlearn ")
+    assert lines[1] == "False"
+
+
+def test_calibrate_prints_known_sigma() -> None:
+    """σ₁(1, 1e-5) = 3.7306 (Balle & Wang 2018; REFERENCE.md §2.2)."""
+    result = runner.invoke(app, ["calibrate", "--epsilon", "1", "--delta", "1e-5", "--sensitivity", "1"])
+    assert result.exit_code == 0, result.output
+    assert "sigma = 3.73063" in result.output
+
+
+def test_calibrate_json_scales_with_sensitivity() -> None:
+    result = runner.invoke(
+        app, ["calibrate", "--epsilon", "1", "--delta", "1e-5", "--sensitivity", "2", "--json"]
+    )
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["sigma"] == pytest.approx(2 * 3.7306316, rel=1e-6)
+    assert data["achieved_delta"] <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--epsilon", "0", "--delta", "1e-5"],
+        ["--epsilon", "-1", "--delta", "1e-5"],
+        ["--epsilon", "1", "--delta", "1"],
+        ["--epsilon", "1", "--delta", "0"],
+        ["--epsilon", "nan", "--delta", "1e-5"],
+        ["--epsilon", "1", "--delta", "1e-5", "--sensitivity", "0"],
+        ["--epsilon", "1", "--delta", "1e-5", "--method", "laplace"],
+        ["--epsilon", "2", "--delta", "1e-5", "--method", "classical"],
+        ["--epsilon", "abc", "--delta", "1e-5"],
+        ["--delta", "1e-5"],
+    ],
+)
+def test_calibrate_bad_input_exits_2(args: list[str]) -> None:
+    result = runner.invoke(app, ["calibrate", *args])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" or "sigma" not in result.stdout
+
+
+def test_bad_input_message_is_one_line() -> None:
+    result = runner.invoke(app, ["calibrate", "--epsilon", "0", "--delta", "1e-5"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: epsilon must be > 0, got 0.0"
+
+
+def test_demo_writes_summary(tmp_path) -> None:
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--epochs", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    cert = summary["certificate"]
+    assert cert["certified"] is True and cert["sigma"] > 0
+    assert cert["noise_only_sigma"] == pytest.approx(cert["sigma"] / 2, rel=1e-9)
+    dist = summary["distance_to_coupled_retrain"]
+    assert dist["hfocu_noiseless"] < dist["no_unlearning"]
+    assert summary["forget"]["count"] == round(0.01 * summary["data"]["n_train"])
+    assert "summary written to" in result.stdout
+
+
+def test_demo_rejects_bad_epsilon(tmp_path) -> None:
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--epsilon", "-1"])
+    assert result.exit_code == 2
+    assert not out.exists()
