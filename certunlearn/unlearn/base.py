@@ -22,6 +22,7 @@ __all__ = [
     "UnlearnResult",
     "Unlearner",
     "gaussian_noise_like",
+    "tensor_digest",
     "get_unlearner",
     "register_unlearner",
 ]
@@ -138,3 +139,16 @@ def gaussian_noise_like(theta: Tensor, sigma: float, generator: torch.Generator 
         return torch.zeros_like(theta)
     noise = torch.randn(theta.shape, generator=generator, dtype=theta.dtype, device=theta.device)
     return noise.mul_(sigma)
+
+
+def tensor_digest(theta: Tensor) -> str:
+    """SHA-256 of a tensor's float64 bytes on the CPU (model lineage in ledgers and reports).
+
+    Example:
+        >>> tensor_digest(torch.zeros(2)) == tensor_digest(torch.zeros(2, dtype=torch.float64))
+        True
+    """
+    import hashlib
+
+    data = theta.detach().to(device="cpu", dtype=torch.float64).contiguous().numpy().tobytes()
+    return hashlib.sha256(data).hexdigest()

@@ -42,6 +42,7 @@ from certunlearn.certify.bounds import (
     softmax_regression_assumptions,
 )
 from certunlearn.certify.gaussian import gaussian_sigma
+from certunlearn.certify.ledger import Ledger, LedgerEvent
 from certunlearn.errors import (
     AssumptionError,
     ConfigError,
@@ -54,7 +55,13 @@ from certunlearn.progress import ProgressFn
 from certunlearn.train.config import SGDConfig
 from certunlearn.train.schedule import Schedule, ScheduleIndex
 from certunlearn.train.sgd import check_sample_ids, prepare_data, run_schedule
-from certunlearn.unlearn.base import UnlearnResult, Unlearner, gaussian_noise_like, register_unlearner
+from certunlearn.unlearn.base import (
+    UnlearnResult,
+    Unlearner,
+    gaussian_noise_like,
+    register_unlearner,
+    tensor_digest,
+)
 from certunlearn.unlearn.recorder import HFOCURecorder
 from certunlearn.unlearn.store import StatisticsStore
 from certunlearn.validation import check_choice, check_open_unit, check_positive
@@ -86,6 +93,9 @@ class HFOCU(Unlearner):
         store_path: If given, memory-map the statistics at this file instead of holding them in RAM.
         block_rows: Rows of the store processed at once during recording.
         vmap_chunk: ``chunk_size`` of the vmapped HVPs and per-sample gradients.
+        ledger: Optional :class:`~certunlearn.certify.ledger.Ledger`; each ``forget`` is checked
+            against its policy before anything is released and recorded after (with SHA-256 digests
+            of the model before and after, which costs O(d) hashing per request).
     """
 
     name = "hfocu"
@@ -104,6 +114,7 @@ class HFOCU(Unlearner):
         store_path: str | Path | None = None,
         block_rows: int | None = None,
         vmap_chunk: int | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         if not isinstance(config, SGDConfig):
             raise ConfigError(f"config must be an SGDConfig, got {type(config).__name__}")
@@ -122,6 +133,7 @@ class HFOCU(Unlearner):
         self.store_path = store_path
         self.block_rows = block_rows
         self.vmap_chunk = vmap_chunk
+        self.ledger = ledger
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Tensor, y: Tensor, *, progress: ProgressFn | None = None) -> HFOCU:
@@ -264,6 +276,7 @@ class HFOCU(Unlearner):
         epsilon: float,
         delta: float,
         generator: torch.Generator | None = None,
+        request_id: str | None = None,
     ) -> UnlearnResult:
         """Forget ``ids`` and release a noisy model certified for the cumulative deleted set.
 
@@ -272,6 +285,7 @@ class HFOCU(Unlearner):
             epsilon: ε of this release (> 0).
             delta: δ of this release, in (0, 1).
             generator: Source of the Gaussian noise (on the model's device).
+            request_id: Identifier recorded in the ledger (default: ``request-<k>``).
 
         Returns:
             :class:`UnlearnResult`. On any error nothing changes.
@@ -311,6 +325,9 @@ class HFOCU(Unlearner):
             )
         elif self.noise_sensitivity is not None:
             sensitivity = self.noise_sensitivity
+        if self.ledger is not None:
+            self.ledger.check(count=len(request), sensitivity=sensitivity, certified=certified,
+                              epsilon=epsilon, delta=delta)
         sigma = 0.0
         if sensitivity is not None:
             sigma = gaussian_sigma(epsilon=epsilon, delta=delta, sensitivity=sensitivity, method=self.calibration)
@@ -335,6 +352,14 @@ class HFOCU(Unlearner):
             noise_only_sigma=noise_only_sigma,
             elapsed_s=elapsed,
         )
+        if self.ledger is not None:
+            self.ledger.record(LedgerEvent.create(
+                request_id=request_id or f"request-{len(self.ledger.events) + 1}",
+                ids=request, cumulative_count=len(cumulative), method=self.name,
+                sensitivity=sensitivity, sigma=sigma, epsilon=result.epsilon, delta=result.delta,
+                certified=certified, model_before=tensor_digest(self.theta_ + self.sum_a_),
+                model_after=tensor_digest(released),
+            ))
         self.deleted_, self.sum_a_, self.counts_ = cumulative, sum_a, counts
         return result
 
