@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from certunlearn.errors import ConfigError, InputError
-from certunlearn.validation import check_choice, check_int, check_positive, check_real
+from certunlearn.validation import check_int, check_positive, check_real
 
 __all__ = [
     "DATASETS",
@@ -108,6 +108,29 @@ def clip_rows(X: torch.Tensor, max_norm: float) -> torch.Tensor:
     return X * scale
 
 
+def _as_feature_matrix(name: str, key: str, X: object, dtype: torch.dtype) -> torch.Tensor:
+    array = np.asarray(X)
+    if array.ndim == 0 or array.shape[0] == 0 or array.size == 0:
+        raise InputError(f"{name}: {key} has no rows (shape {array.shape})")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise InputError(f"{name}: {key} must be numeric, got dtype {array.dtype}")
+    return torch.as_tensor(array).reshape(array.shape[0], -1).to(dtype)
+
+
+def _as_labels(name: str, key: str, y: object) -> torch.Tensor:
+    labels = torch.as_tensor(np.asarray(y))
+    if labels.dtype.is_floating_point:
+        if not (torch.isfinite(labels).all() and torch.equal(labels, labels.round())):
+            raise InputError(f"{name}: {key} labels must be integers")
+        labels = labels.round()
+    elif labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise InputError(f"{name}: {key} labels must be integers, got {labels.dtype}")
+    labels = labels.to(torch.int64)
+    if labels.numel() and int(labels.min()) < 0:
+        raise InputError(f"{name}: {key} labels must be >= 0")
+    return labels
+
+
 def make_dataset(
     X: np.ndarray | torch.Tensor,
     y: np.ndarray | torch.Tensor,
@@ -148,17 +171,10 @@ def make_dataset(
     test_fraction = check_real("test_fraction", test_fraction)
     if not 0.0 <= test_fraction < 1.0:
         raise ConfigError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
-    Xa = torch.as_tensor(np.asarray(X)).reshape(len(X), -1).to(dtype)
-    ya = torch.as_tensor(np.asarray(y))
-    if ya.dtype.is_floating_point:
-        if not torch.equal(ya, ya.round()):
-            raise InputError(f"{name}: labels must be integers")
-        ya = ya.round()
-    ya = ya.to(torch.int64)
+    Xa = _as_feature_matrix(name, "X", X, dtype)
+    ya = _as_labels(name, "y", y)
     if ya.ndim != 1 or ya.shape[0] != Xa.shape[0]:
         raise InputError(f"{name}: y must have one label per row of X, got {tuple(ya.shape)}")
-    if Xa.shape[0] == 0:
-        raise InputError(f"{name}: X has no rows")
     if (X_test is None) != (y_test is None):
         raise InputError("X_test and y_test must be given together")
     if X_test is None:
@@ -169,11 +185,13 @@ def make_dataset(
         source = train_idx.to(torch.int64)
     else:
         Xtr, ytr = Xa, ya
-        Xte = torch.as_tensor(np.asarray(X_test)).reshape(len(X_test), -1).to(dtype)
-        yte = torch.as_tensor(np.asarray(y_test)).to(torch.int64)
+        Xte = _as_feature_matrix(name, "X_test", X_test, dtype)
+        yte = _as_labels(name, "y_test", y_test)
         source = torch.arange(Xa.shape[0])
         if Xte.shape[1] != Xtr.shape[1]:
             raise InputError(f"X_test has {Xte.shape[1]} features, X has {Xtr.shape[1]}")
+        if yte.ndim != 1 or yte.shape[0] != Xte.shape[0]:
+            raise InputError(f"{name}: y_test must have one label per row of X_test")
     if not (torch.isfinite(Xtr).all() and torch.isfinite(Xte).all()):
         raise InputError(f"{name}: X contains NaN or infinite values")
     num_classes = int(max(int(ytr.max()), int(yte.max()) if yte.numel() else 0)) + 1
@@ -250,7 +268,7 @@ def load_dataset(name: str, **kwargs: object) -> Dataset:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as archive:
+    with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
         return {key: archive[key] for key in archive.files}
 
 

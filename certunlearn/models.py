@@ -115,7 +115,7 @@ class MLP(nn.Module):
         sizes = [check_int("in_features", in_features, minimum=1)]
         sizes += [check_int("hidden", h, minimum=1) for h in hidden]
         layers: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
             layers += [nn.Linear(a, b, dtype=dtype), _ACTIVATIONS[activation]()]
         layers.append(nn.Linear(sizes[-1], check_int("num_classes", num_classes, minimum=2), dtype=dtype))
         self.net = nn.Sequential(*layers)

@@ -107,7 +107,7 @@ class ParamLayout:
             raise InputError(f"expected a flat vector of {self.dim} parameters, got {tuple(theta.shape)}")
         out: dict[str, Tensor] = {}
         offset = 0
-        for name, shape, numel in zip(self.names, self.shapes, self.numels):
+        for name, shape, numel in zip(self.names, self.shapes, self.numels, strict=True):
             out[name] = theta[offset : offset + numel].view(shape)
             offset += numel
         return out

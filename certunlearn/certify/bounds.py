@@ -30,6 +30,9 @@ __all__ = [
     "Assumptions",
     "Bound",
     "coupled_sgd_bound",
+    "gradient_residual_bound",
+    "newton_step_bound",
+    "second_order_sgd_bound",
     "softmax_regression_assumptions",
 ]
 
@@ -139,7 +142,9 @@ def softmax_regression_assumptions(
     For logits ``W x + b`` and ‖x‖ ≤ X: ‖∇ CE‖ ≤ √2·√(X²+1) =: G_CE and ‖∇² CE‖ ≤ (X²+1)/2. Iterates of
     SGD (and of the full-batch-normalised retrain) stay in ‖w‖ ≤ R with R the projection radius, or
     R = max(‖w_0‖, G_CE/λ) when λ > 0 and η_t λ ≤ 1. Then G = G_CE + λR, β = (X²+1)/2 + λ, and λ is
-    the strong-convexity constant.
+    the strong-convexity constant. The Hessian is M-Lipschitz with M = (X²+1)^{3/2}/√2 (the third
+    derivative of log-sum-exp is a third central moment of the softmax distribution, at most
+    √2 · ½ on unit directions).
 
     Args:
         feature_norm_bound: Public bound X on every row's L2 norm (e.g. the clipping norm).
@@ -153,14 +158,15 @@ def softmax_regression_assumptions(
 
     Example:
         >>> a = softmax_regression_assumptions(feature_norm_bound=1.0, weight_decay=0.01)
-        >>> round(a.gradient_bound, 4), round(a.smoothness, 4)
-        (4.0, 1.01)
+        >>> round(a.gradient_bound, 4), round(a.smoothness, 4), round(a.hessian_lipschitz, 4)
+        (4.0, 1.01, 2.0)
     """
     x = check_positive("feature_norm_bound", feature_norm_bound)
     lam = check_nonnegative("weight_decay", weight_decay)
     init_norm = check_nonnegative("init_norm", init_norm)
     g_ce = math.sqrt(2.0) * math.sqrt(x * x + 1.0)
     beta = (x * x + 1.0) / 2.0 + lam
+    hessian_lipschitz = (x * x + 1.0) ** 1.5 / math.sqrt(2.0)  # ‖∇³ logsumexp‖ ≤ 1/√2, times ‖[x;1]‖³
     if projection_radius is not None:
         radius = check_positive("projection_radius", projection_radius)
         how = f"projection onto ||w|| <= {radius:g}"
@@ -181,6 +187,7 @@ def softmax_regression_assumptions(
         smoothness=beta,
         strong_convexity=lam,
         convex=True,
+        hessian_lipschitz=hessian_lipschitz,
         source=source,
         notes=notes,
     )
@@ -204,6 +211,60 @@ def _propagated_sum(injections: np.ndarray, factors: np.ndarray) -> float:
     return float(np.sum(injections * np.exp(suffix)))
 
 
+def _check_schedule_arrays(
+    lrs: np.ndarray, batch_sizes: np.ndarray, deletion_counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lrs = _as_array("lrs", lrs, np.float64)
+    sizes = _as_array("batch_sizes", batch_sizes, np.float64)
+    counts = _as_array("deletion_counts", deletion_counts, np.float64)
+    if not lrs.shape == sizes.shape == counts.shape:
+        raise ConfigError("lrs, batch_sizes and deletion_counts must have the same length")
+    if np.any(lrs <= 0) or np.any(sizes < 1) or np.any(counts < 0) or np.any(counts > sizes):
+        raise ConfigError("need lrs > 0, batch_sizes >= 1 and 0 <= deletion_counts <= batch_sizes")
+    return lrs, sizes, counts
+
+
+def _common_violations(
+    lrs: np.ndarray, assumptions: Assumptions, clip_norm: float | None
+) -> list[str]:
+    violations: list[str] = []
+    if clip_norm is not None:
+        violations.append(
+            f"training clips the batch gradient (clip_norm={clip_norm:g}); the coupled argument "
+            "does not cover clipping"
+        )
+    if assumptions.source == "estimated":
+        violations.append("constants were estimated from the private training data")
+    if assumptions.convex:
+        lam, beta = assumptions.strong_convexity, assumptions.smoothness
+        limit = 2.0 / (lam + beta)
+        worst = float(lrs.max()) if lrs.size else 0.0
+        if worst > limit:
+            violations.append(
+                f"step size {worst:.6g} exceeds 2/(lambda+beta) = {limit:.6g} "
+                f"(lambda={lam:g}, beta={beta:g}): the SGD map is not a contraction"
+            )
+    return violations
+
+
+def _first_order_path(
+    lrs: np.ndarray, sizes: np.ndarray, counts: np.ndarray, assumptions: Assumptions
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step injections η_t m_t G/|B_t| and factors c_t of the first-order recursion."""
+    G, beta, lam = assumptions.gradient_bound, assumptions.smoothness, assumptions.strong_convexity
+    if assumptions.convex:
+        factors = np.maximum(1.0 - lrs * lam * (1.0 - counts / sizes), np.finfo(float).tiny)
+    else:
+        factors = 1.0 + lrs * beta
+    return lrs * counts * G / sizes, factors
+
+
+_SCOPE = (
+    "no gradient clipping; projection (if any) onto a convex set",
+    "reference: coupled retrain on the same schedule, full-batch normalisation",
+)
+
+
 def coupled_sgd_bound(
     *,
     lrs: np.ndarray,
@@ -212,7 +273,7 @@ def coupled_sgd_bound(
     assumptions: Assumptions,
     clip_norm: float | None = None,
 ) -> Bound:
-    """The coupled-trajectory bound for HF-OCU: Δ = 2S (docs/theory.md, Theorem 1).
+    """The first-order coupled-trajectory bound for HF-OCU: Δ = 2S (docs/theory.md, Theorem 6).
 
     ``S = Σ_t (η_t m_t G/|B_t|) Π_{s>t} c_s`` bounds both ‖w_T − w^{-U}_T‖ (full-batch-normalised
     coupled retrain) and ‖a^U_T‖, so ‖w̄ − w^{-U}_T‖ ≤ 2S. Contraction factors:
@@ -235,44 +296,16 @@ def coupled_sgd_bound(
         ...                   deletion_counts=np.array([1, 1]), assumptions=a).value
         2.0
     """
-    lrs = _as_array("lrs", lrs, np.float64)
-    sizes = _as_array("batch_sizes", batch_sizes, np.float64)
-    counts = _as_array("deletion_counts", deletion_counts, np.float64)
-    if not lrs.shape == sizes.shape == counts.shape:
-        raise ConfigError("lrs, batch_sizes and deletion_counts must have the same length")
-    if np.any(lrs <= 0) or np.any(sizes < 1) or np.any(counts < 0) or np.any(counts > sizes):
-        raise ConfigError("need lrs > 0, batch_sizes >= 1 and 0 <= deletion_counts <= batch_sizes")
-    G, beta, lam = assumptions.gradient_bound, assumptions.smoothness, assumptions.strong_convexity
-    violations: list[str] = []
-    if clip_norm is not None:
-        violations.append(
-            f"training clips the batch gradient (clip_norm={clip_norm:g}); the coupled argument "
-            "does not cover clipping"
-        )
-    if assumptions.source == "estimated":
-        violations.append("constants were estimated from the private training data")
-    if assumptions.convex:
-        limit = 2.0 / (lam + beta)
-        worst = float(lrs.max()) if lrs.size else 0.0
-        if worst > limit:
-            violations.append(
-                f"step size {worst:.6g} exceeds 2/(lambda+beta) = {limit:.6g} "
-                f"(lambda={lam:g}, beta={beta:g}): the SGD map is not a contraction"
-            )
-        factors = 1.0 - lrs * lam * (1.0 - counts / sizes)
-        factors = np.maximum(factors, np.finfo(float).tiny)
-    else:
-        factors = 1.0 + lrs * beta
-    injections = lrs * counts * G / sizes
+    lrs, sizes, counts = _check_schedule_arrays(lrs, batch_sizes, deletion_counts)
+    violations = _common_violations(lrs, assumptions, clip_norm)
+    injections, factors = _first_order_path(lrs, sizes, counts, assumptions)
     s = _propagated_sum(injections, factors)
-    statements = assumptions.describe() + (
-        "no gradient clipping; projection (if any) onto a convex set",
-        "reference: coupled retrain on the same schedule, full-batch normalisation",
-    )
+    statements = assumptions.describe() + _SCOPE
     if violations:
         status, value = "uncertified", math.inf
     elif not assumptions.convex:
         status, value = "conditional", 2.0 * s
+        beta, G = assumptions.smoothness, assumptions.gradient_bound
         statements += (f"non-convex: factors 1 + lr*beta, valid only if beta={beta:g} and G={G:g} hold",)
     else:
         status, value = "certified", 2.0 * s
@@ -284,3 +317,152 @@ def coupled_sgd_bound(
         violations=tuple(violations),
         noise_only_value=s if not violations else None,
     )
+
+
+def second_order_sgd_bound(
+    *,
+    lrs: np.ndarray,
+    batch_sizes: np.ndarray,
+    deletion_counts: np.ndarray,
+    assumptions: Assumptions,
+    clip_norm: float | None = None,
+    projection_radius: float | None = None,
+) -> Bound:
+    """Second-order bound on the HF-OCU error ‖w̄ − w^{-U}_T‖ (docs/theory.md, Theorem 9).
+
+    With D_t the first-order bound on ‖w^{-U}_t − w_t‖ (D_0 = 0, D_{t+1} = c_t D_t + η_t m_t G/|B_t|),
+    the approximation error e_t = (w^{-U}_t − w_t) − a^U_t obeys
+    ``‖e_{t+1}‖ ≤ (1 − η_t λ) ‖e_t‖ + η_t [ m_t β D_t/|B_t| + (1 − m_t/|B_t|) (M/2) D_t² ]``,
+    so the error is O(D²) + O(m β D/|B|) instead of O(D). The returned value is
+    min(this bound, 2S): both are proven, so their minimum is too.
+
+    Needs convex per-sample losses with a declared Hessian-Lipschitz constant M, step sizes
+    η_t ≤ 2/(λ+β), no clipping and no projection (the projection's kink breaks the Taylor step).
+
+    Example:
+        >>> a = softmax_regression_assumptions(feature_norm_bound=1.0, weight_decay=0.1)
+        >>> lrs, sizes = np.full(200, 0.5), np.full(200, 100)
+        >>> counts = np.zeros(200, dtype=int); counts[::10] = 1      # one id, once per "epoch"
+        >>> first = coupled_sgd_bound(lrs=lrs, batch_sizes=sizes, deletion_counts=counts, assumptions=a)
+        >>> second = second_order_sgd_bound(lrs=lrs, batch_sizes=sizes, deletion_counts=counts, assumptions=a)
+        >>> second.certified, second.value < first.noise_only_value < first.value
+        (True, True)
+    """
+    lrs, sizes, counts = _check_schedule_arrays(lrs, batch_sizes, deletion_counts)
+    violations = _common_violations(lrs, assumptions, clip_norm)
+    if not assumptions.convex:
+        violations.append("the second-order bound needs convex per-sample losses")
+    if assumptions.hessian_lipschitz is None:
+        violations.append("the second-order bound needs a Hessian-Lipschitz constant M")
+    if projection_radius is not None:
+        violations.append("the second-order bound does not cover projection")
+    statements = assumptions.describe() + _SCOPE
+    if violations:
+        return Bound("second-order-sgd", math.inf, "uncertified", statements, tuple(violations), None)
+    injections, factors = _first_order_path(lrs, sizes, counts, assumptions)
+    # D_t for t = 0..T-1 (before step t): D_0 = 0, D_{t+1} = c_t D_t + injection_t
+    d = np.zeros_like(lrs)
+    for t in range(1, lrs.size):
+        d[t] = factors[t - 1] * d[t - 1] + injections[t - 1]
+    s = float(factors[-1] * d[-1] + injections[-1]) if lrs.size else 0.0
+    beta, lam, M = assumptions.smoothness, assumptions.strong_convexity, float(assumptions.hessian_lipschitz)
+    frac = counts / sizes
+    forcing = lrs * (frac * beta * d + (1.0 - frac) * 0.5 * M * d * d)
+    rho = np.maximum(1.0 - lrs * lam, np.finfo(float).tiny)
+    second = _propagated_sum(forcing, rho)
+    value = min(second, 2.0 * s)
+    which = "second-order term" if second <= 2.0 * s else "first-order 2S (smaller here)"
+    return Bound(
+        name="second-order-sgd",
+        value=value,
+        status="certified",
+        assumptions=statements + (f"Delta = min(second-order bound, 2S); the minimum was the {which}",),
+        violations=(),
+        noise_only_value=s,
+    )
+
+
+def newton_step_bound(
+    *,
+    n: int,
+    m: int,
+    assumptions: Assumptions,
+    optimality_gap: float = 0.0,
+) -> Bound:
+    """Error of one Newton step on the remaining-data ERM objective (Sekhari et al., NeurIPS 2021).
+
+    The stored model ŵ (approximately) minimises F_S = (1/n) Σ_i ℓ_i with ‖∇F_S(ŵ)‖ ≤ ``optimality_gap``.
+    Deleting U (|U| = m) by w̄ = ŵ − Ĥ⁻¹ ∇F_{S\\U}(ŵ), Ĥ = ∇²F_{S\\U}(ŵ), is one Newton step on the
+    λ-strongly convex, M-Hessian-Lipschitz F_{S\\U}, whose gradient at ŵ has norm
+    ‖g‖ ≤ (m G + n·gap)/(n − m). Newton's quadratic convergence then gives (docs/theory.md)::
+
+        ‖w̄ − argmin F_{S\\U}‖ ≤ M ‖g‖² / (2 λ³)
+
+    With gap = 0 and m ≤ n/2 this is at most Sekhari et al.'s γ = 2 M m² L² / (λ³ n²).
+
+    Example:
+        >>> a = Assumptions(gradient_bound=1.0, smoothness=2.0, strong_convexity=0.5, hessian_lipschitz=1.0)
+        >>> round(newton_step_bound(n=100, m=1, assumptions=a).value, 8)   # 1·(1/99)²/(2·0.125)
+        0.00040812
+    """
+    n = int(n)
+    m = int(m)
+    if n < 2 or not 1 <= m < n:
+        raise ConfigError(f"need n >= 2 and 1 <= m < n, got n={n}, m={m}")
+    gap = check_nonnegative("optimality_gap", optimality_gap)
+    violations: list[str] = []
+    lam, M, G = assumptions.strong_convexity, assumptions.hessian_lipschitz, assumptions.gradient_bound
+    if not assumptions.convex or lam <= 0:
+        violations.append("the Newton-step bound needs a strongly convex objective (lambda > 0)")
+    if M is None:
+        violations.append("the Newton-step bound needs a Hessian-Lipschitz constant M")
+    if assumptions.source == "estimated":
+        violations.append("constants were estimated from the private training data")
+    statements = assumptions.describe() + (
+        f"stored model minimises the training objective up to gradient norm {gap:g}",
+        "reference: the exact minimiser of the remaining-data objective",
+    )
+    if violations:
+        return Bound("newton-step", math.inf, "uncertified", statements, tuple(violations), None)
+    g = (m * G + n * gap) / (n - m)
+    value = float(M) * g * g / (2.0 * lam**3)
+    noise_only = g / lam  # ‖ŵ − argmin F_{S\U}‖ ≤ ‖g‖/λ: releasing ŵ itself
+    return Bound("newton-step", value, "certified", statements, (), noise_only)
+
+
+def gradient_residual_bound(
+    *,
+    n: int,
+    feature_norm_bound: float,
+    loss_derivative_bound: float,
+    second_derivative_lipschitz: float,
+    weight_decay: float,
+) -> Bound:
+    """Guo et al. (ICML 2020) worst-case gradient residual after removing one point by a Newton step.
+
+    For linear models ℓ(wᵀx, y) with ‖x‖ ≤ 1 (rescaled by ``feature_norm_bound``), |ℓ'| ≤ C, ℓ''
+    γ-Lipschitz, and objective Σ_i ℓ_i + (λn/2)‖w‖², the residual of the updated model w⁻ on the
+    remaining n − 1 points is ‖∇L(w⁻; D')‖ ≤ 4 γ C² / (λ² (n − 1)) (Guo et al., Thm. 1). The remaining
+    objective is λ(n − 1)-strongly convex, so ‖w⁻ − argmin L(·; D')‖ ≤ residual / (λ (n − 1)); that
+    distance is ``value``. Feature norms X ≠ 1 scale C by X and γ by X³.
+
+    Example:
+        >>> b = gradient_residual_bound(n=101, feature_norm_bound=1.0, loss_derivative_bound=1.0,
+        ...                             second_derivative_lipschitz=0.25, weight_decay=0.1)
+        >>> round(b.value, 6)   # 4·0.25·1/(0.01·100) / (0.1·100)
+        0.1
+    """
+    n = int(n)
+    if n < 2:
+        raise ConfigError(f"need n >= 2, got {n}")
+    x = check_positive("feature_norm_bound", feature_norm_bound)
+    c = check_positive("loss_derivative_bound", loss_derivative_bound) * x
+    gamma = check_nonnegative("second_derivative_lipschitz", second_derivative_lipschitz) * x**3
+    lam = check_positive("weight_decay", weight_decay)
+    residual = 4.0 * gamma * c * c / (lam * lam * (n - 1))
+    statements = (
+        f"linear model, ||x|| <= {x:g}, |loss'| <= {c / x:g}, loss'' {gamma / x**3:g}-Lipschitz",
+        f"objective sum of losses + (lambda n/2)||w||^2 with lambda = {lam:g}; one point removed",
+        f"gradient residual <= {residual:.6g} (Guo et al. 2020, Thm. 1)",
+    )
+    return Bound("gradient-residual", residual / (lam * (n - 1)), "certified", statements, (), None)

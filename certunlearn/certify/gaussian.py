@@ -6,7 +6,9 @@ Adding :math:`\mathcal N(0, \sigma^2 I)` to a function whose L2 sensitivity is �
     δ  ≥  Φ(−ε/μ + μ/2) − e^ε · Φ(−ε/μ − μ/2)
 
 The right-hand side is evaluated in the log domain (``scipy.special.log_ndtr`` and ``expm1``) so that
-ε up to thousands and δ down to 1e-300 neither overflow nor cancel. Every calibration is solved by
+ε up to thousands and δ down to 1e-300 neither overflow nor cancel. For small μ the two Φ terms are
+nearly equal, so their log ratio is integrated directly (Gauss–Legendre over the inverse Mills ratio)
+instead of being formed as a difference of two large logarithms. Every calibration is solved by
 bracketing and Brent's method and then **post-checked**: the returned σ (or ε) is moved to the safe
 side until the exact inequality holds, so a returned value is never less private than asked.
 
@@ -43,6 +45,27 @@ __all__ = [
 
 _LOG_FLOOR = -1e6  # stands for log(0) inside root finding; far below any representable δ
 _MAX_BRACKET_STEPS = 200
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(24)
+_QUADRATURE_MAX_WIDTH = 8.0  # wider than this, log Φ(a) − log Φ(b) has no damaging cancellation
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _log_phi_ratio(center: float, width: float) -> float:
+    """Return log Φ(c + w/2) − log Φ(c − w/2), accurate to a few ulps even when w is tiny.
+
+    The difference of two close logarithms loses ``|log Φ(a)| / (log Φ(a) − log Φ(b))`` ulps, which
+    reaches 1e-8 relative for ε ≈ 1e-6. Writing it as the integral of the inverse Mills ratio
+    φ(t)/Φ(t) (smooth and positive) over an interval of the exact width w, and integrating with
+    composite Gauss–Legendre, avoids the cancellation (forming a − b from a and b would not).
+    """
+    if width > _QUADRATURE_MAX_WIDTH:
+        return float(log_ndtr(center + width / 2.0)) - float(log_ndtr(center - width / 2.0))
+    panels = max(1, math.ceil(width))
+    panel_half = width / (2.0 * panels)
+    offsets = (2.0 * np.arange(panels) + 1.0 - panels) * panel_half  # panel centres relative to c
+    points = center + (offsets[:, None] + panel_half * _GL_NODES[None, :])
+    mills = np.exp(-0.5 * points**2 - _LOG_SQRT_2PI - log_ndtr(points))
+    return float(panel_half * np.sum(_GL_WEIGHTS[None, :] * mills))
 
 
 def log_delta_for_mu(*, mu: float, epsilon: float) -> float:
@@ -60,10 +83,9 @@ def log_delta_for_mu(*, mu: float, epsilon: float) -> float:
         >>> round(math.exp(log_delta_for_mu(mu=1 / 3.7306, epsilon=1.0)), 7)
         1e-05
     """
-    a = -epsilon / mu + mu / 2.0
-    b = -epsilon / mu - mu / 2.0
-    log_phi_a = float(log_ndtr(a))
-    z = epsilon + float(log_ndtr(b)) - log_phi_a  # log of e^ε Φ(b) / Φ(a), < 0 in exact arithmetic
+    center = -epsilon / mu
+    log_phi_a = float(log_ndtr(center + mu / 2.0))
+    z = epsilon - _log_phi_ratio(center, mu)  # log of e^ε Φ(b) / Φ(a), < 0 in exact arithmetic
     if not z < 0.0:
         return -math.inf
     return log_phi_a + math.log(-math.expm1(z))
@@ -135,10 +157,16 @@ def _analytic_unit_sigma(epsilon: float, delta: float) -> float:
     return 1.0 / math.exp(root)  # may sit a few ulps on the unsafe side: _make_safe_sigma fixes it
 
 
+def _satisfies(mu: float, epsilon: float, delta: float) -> bool:
+    """The post-check: δ(μ, ε) ≤ δ both in the log domain and as the float gaussian_delta returns."""
+    log_value = log_delta_for_mu(mu=mu, epsilon=epsilon)
+    return log_value <= math.log(delta) and math.exp(log_value) <= delta
+
+
 def _make_safe_sigma(sigma: float, epsilon: float, delta: float, sensitivity: float) -> float:
     """Nudge σ upwards until the exact (ε, δ) inequality holds for the value actually returned."""
     for _ in range(10_000):
-        if log_delta_for_mu(mu=sensitivity / sigma, epsilon=epsilon) <= math.log(delta):
+        if _satisfies(sensitivity / sigma, epsilon, delta):
             return sigma
         sigma = math.nextafter(sigma, math.inf) * (1.0 + 1e-15)
     raise CalibrationError(
@@ -235,6 +263,6 @@ def gaussian_epsilon(*, sigma: float, delta: float, sensitivity: float = 1.0) ->
     else:
         raise CalibrationError(f"epsilon for sigma={sigma!r}, delta={delta!r} exceeds 2**200")
     root = brentq(excess, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
-    while excess(root) > 0:
+    while not _satisfies(mu, root, delta):
         root = math.nextafter(root, math.inf) * (1.0 + 1e-15)
     return root

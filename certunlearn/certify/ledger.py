@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -202,6 +201,7 @@ class Ledger:
         """Inverse of :meth:`state_dict`; re-validates every event in order.
 
         Example:
+            >>> import json
             >>> led = Ledger(LedgerPolicy(epsilon=1.0, delta=1e-5))
             >>> Ledger.from_state_dict(json.loads(json.dumps(led.state_dict()))).policy.epsilon
             1.0

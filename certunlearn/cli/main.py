@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -64,7 +64,7 @@ def demo(
     delta: Annotated[float, typer.Option(help="Delta of the certified release.")] = 1e-5,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of split, schedule, forget set and noise.")] = 0,
-    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal).")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal).")] = None,
 ) -> None:
     """Train softmax regression on digits with HF-OCU, forget 1% of it, certify, compare to retraining."""
     from certunlearn.demo import DemoSpec, run_demo, write_demo

@@ -135,14 +135,28 @@ class Schedule:
             raise InputError(f"unknown schedule keys: {unknown}")
         try:
             steps = tuple(
-                Step(tuple(int(i) for i in s["ids"]), float(s["lr"])) for s in data["steps"]
+                Step(tuple(_json_int("ids", i) for i in s["ids"]), _json_number("lr", s["lr"]))
+                for s in data["steps"]
             )
             n = data.get("n_samples")
             if n is None:
                 n = 1 + max((max(s.ids) for s in steps), default=0)
-            return cls(int(n), steps)
+            return cls(_json_int("n_samples", n), steps)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed schedule: {exc!r}") from exc
+
+
+def _json_int(key: str, value: object) -> int:
+    """JSON integers only: 1.0, "1" and true are refused rather than silently coerced."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"malformed schedule: {key} must be JSON integers, got {value!r}")
+    return int(value)
+
+
+def _json_number(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(f"malformed schedule: {key} must be a JSON number, got {value!r}")
+    return float(value)
 
 
 class ScheduleIndex:

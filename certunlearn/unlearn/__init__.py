@@ -6,7 +6,13 @@ Example:
     True
 """
 
-from certunlearn.unlearn.base import UNLEARNERS, UnlearnResult, Unlearner, get_unlearner, register_unlearner
+from certunlearn.unlearn.base import (
+    UNLEARNERS,
+    Unlearner,
+    UnlearnResult,
+    get_unlearner,
+    register_unlearner,
+)
 from certunlearn.unlearn.hfocu import HFOCU
 from certunlearn.unlearn.store import StatisticsStore
 

@@ -39,6 +39,7 @@ from certunlearn.certify.bounds import (
     Assumptions,
     Bound,
     coupled_sgd_bound,
+    second_order_sgd_bound,
     softmax_regression_assumptions,
 )
 from certunlearn.certify.gaussian import gaussian_sigma
@@ -56,8 +57,8 @@ from certunlearn.train.config import SGDConfig
 from certunlearn.train.schedule import Schedule, ScheduleIndex
 from certunlearn.train.sgd import check_sample_ids, prepare_data, run_schedule
 from certunlearn.unlearn.base import (
-    UnlearnResult,
     Unlearner,
+    UnlearnResult,
     gaussian_noise_like,
     register_unlearner,
     tensor_digest,
@@ -256,13 +257,18 @@ class HFOCU(Unlearner):
     def _bound_from_counts(self, counts: np.ndarray) -> Bound | None:
         if self.assumptions_ is None:
             return None
-        bound = coupled_sgd_bound(
+        common = dict(
             lrs=self.schedule_.lrs,
             batch_sizes=self.schedule_.batch_sizes,
             deletion_counts=counts,
             assumptions=self.assumptions_,
             clip_norm=self.config.clip_norm,
         )
+        bound = coupled_sgd_bound(**common)
+        if bound.certified and self.assumptions_.hessian_lipschitz is not None:
+            second = second_order_sgd_bound(**common, projection_radius=self.config.projection_radius)
+            if second.certified and second.value <= bound.value:
+                bound = second
         if self.assumption_problems_ and bound.status != "uncertified":
             bound = Bound(bound.name, float("inf"), "uncertified", bound.assumptions,
                           bound.violations + self.assumption_problems_, None)
@@ -277,6 +283,7 @@ class HFOCU(Unlearner):
         delta: float,
         generator: torch.Generator | None = None,
         request_id: str | None = None,
+        dry_run: bool = False,
     ) -> UnlearnResult:
         """Forget ``ids`` and release a noisy model certified for the cumulative deleted set.
 
@@ -286,6 +293,8 @@ class HFOCU(Unlearner):
             delta: δ of this release, in (0, 1).
             generator: Source of the Gaussian noise (on the model's device).
             request_id: Identifier recorded in the ledger (default: ``request-<k>``).
+            dry_run: Compute the release but change nothing (no state update, no ledger entry):
+                for what-if questions such as the empirical deletion capacity.
 
         Returns:
             :class:`UnlearnResult`. On any error nothing changes.
@@ -318,6 +327,9 @@ class HFOCU(Unlearner):
             if bound.status == "conditional":
                 reasons = ("the bound holds only if the declared non-convex constants hold",)
         certified = bound is not None and bound.certified
+        extras: dict[str, Any] = {}
+        if bound is not None:
+            extras["bound"] = bound.name
         if certified:
             sensitivity = bound.value
             noise_only_sigma = gaussian_sigma(
@@ -325,7 +337,7 @@ class HFOCU(Unlearner):
             )
         elif self.noise_sensitivity is not None:
             sensitivity = self.noise_sensitivity
-        if self.ledger is not None:
+        if self.ledger is not None and not dry_run:
             self.ledger.check(count=len(request), sensitivity=sensitivity, certified=certified,
                               epsilon=epsilon, delta=delta)
         sigma = 0.0
@@ -351,7 +363,10 @@ class HFOCU(Unlearner):
             calibration=self.calibration if sigma > 0 else "none",
             noise_only_sigma=noise_only_sigma,
             elapsed_s=elapsed,
+            extras=extras,
         )
+        if dry_run:
+            return result
         if self.ledger is not None:
             self.ledger.record(LedgerEvent.create(
                 request_id=request_id or f"request-{len(self.ledger.events) + 1}",

@@ -1,0 +1,174 @@
+"""Deletion capacity: how many deletions a model absorbs before it must be retrained.
+
+Sekhari et al. (NeurIPS 2021) define the deletion capacity as the largest m for which the released
+model's expected excess risk stays below a tolerance. certunlearn computes it from proven bounds only:
+for the release w̄ + ν with ‖w̄ − w*‖ ≤ Δ(m) (w* the retrained model) and ν ~ N(0, σ(m)² I_d), if the
+remaining-data objective F is β-smooth and w* is stationary (∇F(w*) = 0),
+
+    E[F(w̄ + ν)] − F(w*) ≤ (β/2) E‖w̄ + ν − w*‖² ≤ (β/2) (Δ(m)² + d σ(m)²),
+
+with σ(m) the analytic Gaussian calibration of Δ(m). The capacity is the largest m ≤ m_max whose
+right-hand side is ≤ the tolerance. For HF-OCU, :func:`hfocu_worst_case_sensitivity` gives a Δ(m) that
+holds wherever the m ids fall in the schedule (docs/theory.md §3.4), as a capacity must be announced
+before requests arrive.
+
+Example:
+    >>> # Δ(m) = 0.01 m, σ(m) = 3.7306 Δ(m): risk = ½ (1e-4 + 1.3917e-3) m² = 7.46e-4 m² ≤ 0.01 ⇔ m ≤ 3
+    >>> cap = deletion_capacity(sensitivity=lambda m: 0.01 * m, epsilon=1.0, delta=1e-5, dim=1,
+    ...                         smoothness=1.0, tolerance=0.01, m_max=100)
+    >>> cap.capacity
+    3
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from certunlearn.certify.bounds import Assumptions
+from certunlearn.certify.gaussian import gaussian_sigma
+from certunlearn.errors import ConfigError
+from certunlearn.validation import check_int, check_positive
+
+__all__ = ["CapacityResult", "deletion_capacity", "hfocu_worst_case_sensitivity"]
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityResult:
+    """The capacity and the curve it was read from.
+
+    Attributes:
+        capacity: Largest m meeting the tolerance (0 if even m = 1 fails).
+        tolerance: The excess-risk tolerance.
+        m: Deletion counts evaluated.
+        sensitivity: Δ(m) for each.
+        sigma: σ(m) for each.
+        excess_risk_bound: (β/2)(Δ² + dσ²) for each.
+        assumptions: What the figures rely on.
+    """
+
+    capacity: int
+    tolerance: float
+    m: tuple[int, ...]
+    sensitivity: tuple[float, ...]
+    sigma: tuple[float, ...]
+    excess_risk_bound: tuple[float, ...]
+    assumptions: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-friendly form."""
+        return {
+            "capacity": self.capacity,
+            "tolerance": self.tolerance,
+            "curve": [
+                {"m": m, "sensitivity": s, "sigma": g, "excess_risk_bound": e}
+                for m, s, g, e in zip(
+                    self.m, self.sensitivity, self.sigma, self.excess_risk_bound, strict=True
+                )
+            ],
+            "assumptions": list(self.assumptions),
+        }
+
+
+def deletion_capacity(
+    *,
+    sensitivity: Callable[[int], float],
+    epsilon: float,
+    delta: float,
+    dim: int,
+    smoothness: float,
+    tolerance: float = 0.01,
+    m_max: int = 1000,
+    calibration: str = "analytic",
+) -> CapacityResult:
+    """Largest m with (β/2)(Δ(m)² + d σ(m)²) ≤ tolerance (Sekhari et al.'s definition, from bounds).
+
+    Args:
+        sensitivity: m ↦ Δ(m), a proven bound valid for every deletion set of size m
+            (non-decreasing in m).
+        epsilon: ε of each release.
+        delta: δ of each release.
+        dim: Number of parameters d.
+        smoothness: β of the remaining-data objective.
+        tolerance: Excess-risk tolerance (Sekhari et al. use 0.01).
+        m_max: Largest m examined.
+        calibration: ``analytic`` or ``classical``.
+
+    Returns:
+        :class:`CapacityResult` (the curve stops at the first m that fails).
+    """
+    check_positive("epsilon", epsilon)
+    dim = check_int("dim", dim, minimum=1)
+    beta = check_positive("smoothness", smoothness)
+    tol = check_positive("tolerance", tolerance)
+    m_max = check_int("m_max", m_max, minimum=1)
+    ms, deltas, sigmas, risks = [], [], [], []
+    capacity = 0
+    previous = 0.0
+    for m in range(1, m_max + 1):
+        value = float(sensitivity(m))
+        if not math.isfinite(value) or value <= 0:
+            break
+        if value < previous:
+            raise ConfigError(f"sensitivity(m) must be non-decreasing; it fell at m={m}")
+        previous = value
+        sigma = gaussian_sigma(epsilon=epsilon, delta=delta, sensitivity=value, method=calibration)
+        risk = 0.5 * beta * (value * value + dim * sigma * sigma)
+        ms.append(m)
+        deltas.append(value)
+        sigmas.append(sigma)
+        risks.append(risk)
+        if risk > tol:
+            break
+        capacity = m
+    statements = (
+        f"remaining-data objective is beta={beta:g}-smooth and the retrained model is stationary",
+        f"Delta(m) is a proven bound for every deletion set of size m; (epsilon, delta) = ({epsilon:g}, {delta:g})",
+        "expected excess risk of the release over the retrained model <= (beta/2)(Delta^2 + d sigma^2)",
+    )
+    return CapacityResult(capacity, tol, tuple(ms), tuple(deltas), tuple(sigmas), tuple(risks), statements)
+
+
+def hfocu_worst_case_sensitivity(
+    *,
+    lrs: np.ndarray,
+    batch_sizes: np.ndarray,
+    epoch_lengths: list[int],
+    assumptions: Assumptions,
+) -> Callable[[int], float]:
+    """Δ̄(m) = 2 S̄(m) for HF-OCU, valid wherever m ids fall (docs/theory.md §3.4).
+
+    ``S̄(m) = m Σ_epochs max_{t∈epoch} κ_t`` with ``κ_t = (η_t G/|B_t|) Π_{s>t} c̄_s`` and
+    ``c̄_s = 1 − η_s λ (1 − min(m, |B_s|)/|B_s|)``: every id occurs once per epoch. Convex losses
+    with η_t ≤ 2/(λ+β) only.
+
+    Example:
+        >>> a = Assumptions(gradient_bound=1.0, smoothness=1.0)
+        >>> f = hfocu_worst_case_sensitivity(lrs=np.full(4, 0.5), batch_sizes=np.full(4, 2),
+        ...                                  epoch_lengths=[2, 2], assumptions=a)
+        >>> f(1)   # λ = 0: 2 · m · E · η G/|B| = 2 · 1 · 2 · 0.25
+        1.0
+    """
+    lrs = np.asarray(lrs, dtype=np.float64)
+    sizes = np.asarray(batch_sizes, dtype=np.float64)
+    if sum(epoch_lengths) != lrs.size or lrs.size != sizes.size:
+        raise ConfigError("epoch_lengths must add up to the number of steps")
+    if not assumptions.convex:
+        raise ConfigError("the worst-case HF-OCU sensitivity is proven for convex losses only")
+    lam, beta, G = assumptions.strong_convexity, assumptions.smoothness, assumptions.gradient_bound
+    if lrs.max() > 2.0 / (lam + beta):
+        raise ConfigError(f"step size {lrs.max():g} exceeds 2/(lambda+beta) = {2.0 / (lam + beta):g}")
+    bounds = np.cumsum([0, *epoch_lengths])
+
+    def sensitivity(m: int) -> float:
+        c_bar = 1.0 - lrs * lam * (1.0 - np.minimum(m, sizes) / sizes)
+        log_c = np.log(np.maximum(c_bar, np.finfo(float).tiny))
+        suffix = np.concatenate([np.cumsum(log_c[::-1])[::-1][1:], [0.0]])
+        kappa = lrs * G / sizes * np.exp(suffix)
+        per_epoch = [kappa[a:b].max() for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+        return 2.0 * m * float(np.sum(per_epoch))
+
+    return sensitivity
