@@ -25,36 +25,26 @@ import torch
 
 from certunlearn._version import __version__
 from certunlearn.errors import ConfigError
+from certunlearn.pipeline import SoftmaxSetup, fit_softmax_hfocu
 from certunlearn.progress import ProgressFn
-from certunlearn.validation import check_int, check_open_unit, check_positive, check_real
+from certunlearn.validation import check_open_unit, check_positive, check_real
 
 __all__ = ["DemoSpec", "run_demo", "write_demo"]
 
 
 @dataclass(frozen=True, slots=True)
-class DemoSpec:
-    """Settings of the demo (defaults run in seconds on two CPU cores)."""
+class DemoSpec(SoftmaxSetup):
+    """Settings of the demo (defaults run in seconds on two CPU cores): a :class:`SoftmaxSetup` plus
+    the request and its privacy parameters."""
 
-    dataset: str = "digits"
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.5
-    lr_decay: float = 0.999
-    weight_decay: float = 0.1
-    clip_norm: float = 1.0
     forget_fraction: float = 0.01
     epsilon: float = 1.0
     delta: float = 1e-5
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        check_int("epochs", self.epochs, minimum=1)
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_positive("lr", self.lr)
-        check_positive("clip_norm", self.clip_norm)
+        SoftmaxSetup.__post_init__(self)
         check_positive("epsilon", self.epsilon)
         check_open_unit("delta", self.delta)
-        check_int("seed", self.seed, minimum=0)
         fraction = check_real("forget_fraction", self.forget_fraction)
         if not 0.0 < fraction < 1.0:
             raise ConfigError(f"forget_fraction must be in (0, 1), got {self.forget_fraction!r}")
@@ -71,20 +61,11 @@ def _accuracy(model: torch.nn.Module, params: dict[str, torch.Tensor], X: torch.
 
 def run_demo(spec: DemoSpec | None = None, *, progress: ProgressFn | None = None) -> dict[str, Any]:
     """Run the demo pipeline and return a JSON-serialisable summary."""
-    from certunlearn.data import load_dataset
-    from certunlearn.models import LogisticRegression
-    from certunlearn.train import SGDConfig, coupled_retrain
-    from certunlearn.unlearn import HFOCU
+    from certunlearn.train import coupled_retrain
 
     spec = spec or DemoSpec()
-    ds = load_dataset(spec.dataset, seed=spec.seed, clip_norm=spec.clip_norm)
-    config = SGDConfig(
-        epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, lr_decay=spec.lr_decay,
-        weight_decay=spec.weight_decay, seed=spec.seed,
-    )
-    model = LogisticRegression(ds.num_features, ds.num_classes)
-    hf = HFOCU(model, config, feature_norm_bound=spec.clip_norm)
-    hf.fit(ds.X_train, ds.y_train, progress=progress)
+    fitted = fit_softmax_hfocu(spec, progress=progress)
+    ds, model, hf, config = fitted.data, fitted.model, fitted.hf, fitted.hf.config
     rng = np.random.default_rng(spec.seed)
     m = max(1, int(round(spec.forget_fraction * ds.n_train)))
     forget = sorted(int(i) for i in rng.choice(ds.n_train, size=m, replace=False))

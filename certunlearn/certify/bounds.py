@@ -262,6 +262,7 @@ def _first_order_path(
 _SCOPE = (
     "no gradient clipping; projection (if any) onto a convex set",
     "reference: coupled retrain on the same schedule, full-batch normalisation",
+    "exact arithmetic: floating-point rounding of the statistics is not included (docs/theory.md §5.5)",
 )
 
 
@@ -328,7 +329,7 @@ def second_order_sgd_bound(
     clip_norm: float | None = None,
     projection_radius: float | None = None,
 ) -> Bound:
-    """Second-order bound on the HF-OCU error ‖w̄ − w^{-U}_T‖ (docs/theory.md, Theorem 9).
+    """Second-order bound on the HF-OCU error ‖w̄ − w^{-U}_T‖ (docs/theory.md, Theorem 12).
 
     With D_t the first-order bound on ‖w^{-U}_t − w_t‖ (D_0 = 0, D_{t+1} = c_t D_t + η_t m_t G/|B_t|),
     the approximation error e_t = (w^{-U}_t − w_t) − a^U_t obeys

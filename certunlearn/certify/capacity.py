@@ -3,17 +3,18 @@
 Sekhari et al. (NeurIPS 2021) define the deletion capacity as the largest m for which the released
 model's expected excess risk stays below a tolerance. certunlearn computes it from proven bounds only:
 for the release w̄ + ν with ‖w̄ − w*‖ ≤ Δ(m) (w* the retrained model) and ν ~ N(0, σ(m)² I_d), if the
-remaining-data objective F is β-smooth and w* is stationary (∇F(w*) = 0),
+remaining-data objective F is β-smooth and ‖∇F(w*)‖ ≤ g (g = 0 when w* is a minimiser; the gradient
+bound G for a model retrained by a fixed number of SGD steps), then with x = w̄ + ν − w*,
 
-    E[F(w̄ + ν)] − F(w*) ≤ (β/2) E‖w̄ + ν − w*‖² ≤ (β/2) (Δ(m)² + d σ(m)²),
+    E[F(w* + x)] − F(w*) ≤ E[⟨∇F(w*), x⟩ + (β/2)‖x‖²] ≤ g Δ(m) + (β/2) (Δ(m)² + d σ(m)²),
 
-with σ(m) the analytic Gaussian calibration of Δ(m). The capacity is the largest m ≤ m_max whose
+because E[ν] = 0 and E‖ν‖² = d σ²; σ(m) is the Gaussian calibration of Δ(m). The capacity is the largest m ≤ m_max whose
 right-hand side is ≤ the tolerance. For HF-OCU, :func:`hfocu_worst_case_sensitivity` gives a Δ(m) that
 holds wherever the m ids fall in the schedule (docs/theory.md §3.4), as a capacity must be announced
 before requests arrive.
 
 Example:
-    >>> # Δ(m) = 0.01 m, σ(m) = 3.7306 Δ(m): risk = ½ (1e-4 + 1.3917e-3) m² = 7.46e-4 m² ≤ 0.01 ⇔ m ≤ 3
+    >>> # Δ(m) = 0.01 m, σ(m) = 3.7306 Δ(m), g = 0: risk = ½ (1e-4 + 1.3917e-3) m² ≤ 0.01 ⇔ m ≤ 3
     >>> cap = deletion_capacity(sensitivity=lambda m: 0.01 * m, epsilon=1.0, delta=1e-5, dim=1,
     ...                         smoothness=1.0, tolerance=0.01, m_max=100)
     >>> cap.capacity
@@ -31,7 +32,7 @@ import numpy as np
 from certunlearn.certify.bounds import Assumptions
 from certunlearn.certify.gaussian import gaussian_sigma
 from certunlearn.errors import ConfigError
-from certunlearn.validation import check_int, check_positive
+from certunlearn.validation import check_int, check_nonnegative, check_positive
 
 __all__ = ["CapacityResult", "deletion_capacity", "hfocu_worst_case_sensitivity"]
 
@@ -46,7 +47,7 @@ class CapacityResult:
         m: Deletion counts evaluated.
         sensitivity: Δ(m) for each.
         sigma: σ(m) for each.
-        excess_risk_bound: (β/2)(Δ² + dσ²) for each.
+        excess_risk_bound: g Δ + (β/2)(Δ² + dσ²) for each.
         assumptions: What the figures rely on.
     """
 
@@ -83,8 +84,9 @@ def deletion_capacity(
     tolerance: float = 0.01,
     m_max: int = 1000,
     calibration: str = "analytic",
+    reference_gradient: float = 0.0,
 ) -> CapacityResult:
-    """Largest m with (β/2)(Δ(m)² + d σ(m)²) ≤ tolerance (Sekhari et al.'s definition, from bounds).
+    """Largest m with g Δ(m) + (β/2)(Δ(m)² + d σ(m)²) ≤ tolerance (Sekhari et al.'s definition).
 
     Args:
         sensitivity: m ↦ Δ(m), a proven bound valid for every deletion set of size m
@@ -96,6 +98,7 @@ def deletion_capacity(
         tolerance: Excess-risk tolerance (Sekhari et al. use 0.01).
         m_max: Largest m examined.
         calibration: ``analytic`` or ``classical``.
+        reference_gradient: g ≥ ‖∇F(w*)‖ at the retrained reference (0 for an exact minimiser).
 
     Returns:
         :class:`CapacityResult` (the curve stops at the first m that fails).
@@ -105,6 +108,7 @@ def deletion_capacity(
     beta = check_positive("smoothness", smoothness)
     tol = check_positive("tolerance", tolerance)
     m_max = check_int("m_max", m_max, minimum=1)
+    g = check_nonnegative("reference_gradient", reference_gradient)
     ms, deltas, sigmas, risks = [], [], [], []
     capacity = 0
     previous = 0.0
@@ -116,7 +120,7 @@ def deletion_capacity(
             raise ConfigError(f"sensitivity(m) must be non-decreasing; it fell at m={m}")
         previous = value
         sigma = gaussian_sigma(epsilon=epsilon, delta=delta, sensitivity=value, method=calibration)
-        risk = 0.5 * beta * (value * value + dim * sigma * sigma)
+        risk = g * value + 0.5 * beta * (value * value + dim * sigma * sigma)
         ms.append(m)
         deltas.append(value)
         sigmas.append(sigma)
@@ -125,9 +129,9 @@ def deletion_capacity(
             break
         capacity = m
     statements = (
-        f"remaining-data objective is beta={beta:g}-smooth and the retrained model is stationary",
+        f"remaining-data objective is beta={beta:g}-smooth; its gradient at the retrained model is <= {g:g}",
         f"Delta(m) is a proven bound for every deletion set of size m; (epsilon, delta) = ({epsilon:g}, {delta:g})",
-        "expected excess risk of the release over the retrained model <= (beta/2)(Delta^2 + d sigma^2)",
+        "expected excess risk of the release over the retrained model <= g Delta + (beta/2)(Delta^2 + d sigma^2)",
     )
     return CapacityResult(capacity, tol, tuple(ms), tuple(deltas), tuple(sigmas), tuple(risks), statements)
 
@@ -138,12 +142,22 @@ def hfocu_worst_case_sensitivity(
     batch_sizes: np.ndarray,
     epoch_lengths: list[int],
     assumptions: Assumptions,
+    order: str = "first",
+    projection_radius: float | None = None,
 ) -> Callable[[int], float]:
-    """Δ̄(m) = 2 S̄(m) for HF-OCU, valid wherever m ids fall (docs/theory.md §3.4).
+    """Δ̄(m) for HF-OCU, valid wherever the m deleted ids fall (docs/theory.md §3.4 and §8).
 
-    ``S̄(m) = m Σ_epochs max_{t∈epoch} κ_t`` with ``κ_t = (η_t G/|B_t|) Π_{s>t} c̄_s`` and
-    ``c̄_s = 1 − η_s λ (1 − min(m, |B_s|)/|B_s|)``: every id occurs once per epoch. Convex losses
-    with η_t ≤ 2/(λ+β) only.
+    ``order="first"``: Δ̄(m) = 2 S̄(m) with ``S̄(m) = m Σ_epochs max_{t∈epoch} κ_t``,
+    ``κ_t = (η_t G/|B_t|) Π_{s>t} c̄_s`` and ``c̄_s = 1 − η_s λ (1 − min(m, |B_s|)/|B_s|)``: every id
+    occurs at most once per epoch (an "epoch" is a run of steps without a repeated id).
+
+    ``order="second"``: min(Ē(m), 2 S̄(m)), where Ē(m) bounds Theorem 12's E for every placement:
+    with D̄_t = m Σ_epochs max_{r∈epoch, r<t} (η_r G/|B_r|) Π_{s=r+1}^{t−1} c̄_s ≥ D_t and
+    P_t = Π_{s>t} (1 − η_s λ),
+    ``Ē(m) = Σ_t η_t (M/2) D̄_t² P_t + m Σ_epochs max_{t∈epoch} η_t β D̄_t P_t/|B_t|``.
+    Needs the Hessian-Lipschitz constant M and no projection.
+
+    Convex losses with η_t ≤ 2/(λ+β) only.
 
     Example:
         >>> a = Assumptions(gradient_bound=1.0, smoothness=1.0)
@@ -154,21 +168,49 @@ def hfocu_worst_case_sensitivity(
     """
     lrs = np.asarray(lrs, dtype=np.float64)
     sizes = np.asarray(batch_sizes, dtype=np.float64)
-    if sum(epoch_lengths) != lrs.size or lrs.size != sizes.size:
-        raise ConfigError("epoch_lengths must add up to the number of steps")
+    if sum(epoch_lengths) != lrs.size or lrs.size != sizes.size or lrs.size == 0:
+        raise ConfigError("epoch_lengths must add up to the number of steps (at least one)")
+    if order not in ("first", "second"):
+        raise ConfigError(f"order must be 'first' or 'second', got {order!r}")
     if not assumptions.convex:
         raise ConfigError("the worst-case HF-OCU sensitivity is proven for convex losses only")
     lam, beta, G = assumptions.strong_convexity, assumptions.smoothness, assumptions.gradient_bound
     if lrs.max() > 2.0 / (lam + beta):
         raise ConfigError(f"step size {lrs.max():g} exceeds 2/(lambda+beta) = {2.0 / (lam + beta):g}")
+    if order == "second" and (assumptions.hessian_lipschitz is None or projection_radius is not None):
+        raise ConfigError("the second-order worst case needs a Hessian-Lipschitz constant and no projection")
     bounds = np.cumsum([0, *epoch_lengths])
+    epoch_of = np.repeat(np.arange(len(epoch_lengths)), epoch_lengths)
+    injection = lrs * G / sizes
+
+    def first_order(m: int, c_bar: np.ndarray) -> float:
+        log_c = np.log(np.maximum(c_bar, np.finfo(float).tiny))
+        suffix = np.concatenate([np.cumsum(log_c[::-1])[::-1][1:], [0.0]])
+        kappa = injection * np.exp(suffix)
+        per_epoch = [kappa[a:b].max() for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+        return 2.0 * m * float(np.sum(per_epoch))
+
+    def second_order(m: int, c_bar: np.ndarray) -> float:
+        M = float(assumptions.hessian_lipschitz)  # type: ignore[arg-type]
+        d_bar = np.empty_like(lrs)
+        finished = running = 0.0  # Σ of decayed maxima of finished epochs; running max of this one
+        for t in range(lrs.size):
+            if t > 0 and epoch_of[t] != epoch_of[t - 1]:
+                finished, running = finished + running, 0.0
+            d_bar[t] = m * (finished + running)
+            finished *= c_bar[t]
+            running = max(running * c_bar[t], injection[t])
+        rho = np.maximum(1.0 - lrs * lam, np.finfo(float).tiny)
+        log_rho = np.log(rho)
+        tail = np.exp(np.concatenate([np.cumsum(log_rho[::-1])[::-1][1:], [0.0]]))  # Π_{s>t} ρ_s
+        quadratic = float(np.sum(lrs * 0.5 * M * d_bar**2 * tail))
+        linear = lrs * beta * d_bar * tail / sizes
+        per_epoch = [linear[a:b].max() for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+        return quadratic + m * float(np.sum(per_epoch))
 
     def sensitivity(m: int) -> float:
         c_bar = 1.0 - lrs * lam * (1.0 - np.minimum(m, sizes) / sizes)
-        log_c = np.log(np.maximum(c_bar, np.finfo(float).tiny))
-        suffix = np.concatenate([np.cumsum(log_c[::-1])[::-1][1:], [0.0]])
-        kappa = lrs * G / sizes * np.exp(suffix)
-        per_epoch = [kappa[a:b].max() for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-        return 2.0 * m * float(np.sum(per_epoch))
+        first = first_order(m, c_bar)
+        return first if order == "first" else min(first, second_order(m, c_bar))
 
     return sensitivity

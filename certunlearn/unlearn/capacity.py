@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from certunlearn.errors import ConfigError
 from certunlearn.progress import ProgressFn, report
 from certunlearn.train.sgd import coupled_retrain
 from certunlearn.unlearn.hfocu import HFOCU
@@ -82,7 +83,7 @@ def empirical_capacity(
     repeats = check_int("repeats", repeats, minimum=1)
     grid = [check_int("grid entry", m, minimum=1) for m in grid]
     if grid != sorted(set(grid)):
-        raise ValueError("grid must be strictly increasing")
+        raise ConfigError("grid must be strictly increasing")
     available = np.setdiff1d(hf.store_.ids, np.asarray(hf.deleted_ids, dtype=np.int64))
     rng = np.random.default_rng(seed)
     generator = torch.Generator(device=hf.fm_.device).manual_seed(seed)

@@ -93,3 +93,36 @@ def test_demo_rejects_bad_epsilon(tmp_path) -> None:
     result = runner.invoke(app, ["demo", "--out", str(out), "--epsilon", "-1"])
     assert result.exit_code == 2
     assert not out.exists()
+
+
+def test_capacity_json_reports_both_capacities() -> None:
+    result = runner.invoke(app, [
+        "capacity", "--dataset", "wine", "--epochs", "2", "--batch-size", "32", "--grid", "1,2",
+        "--repeats", "1", "--m-max", "20", "--risk-tolerance", "1e6", "--json", "--no-progress",
+    ])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    proven, empirical = out["proven"], out["empirical"]
+    # with a huge tolerance every m up to m_max passes, and Δ̄(m) must not decrease along the curve
+    assert proven["capacity"] == 20
+    deltas = [row["sensitivity"] for row in proven["curve"]]
+    assert deltas == sorted(deltas) and deltas[0] > 0
+    assert [row["m"] for row in empirical["curve"]][0] == 1
+    assert all(row["certified"] for row in empirical["curve"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--epsilon", "0"], "epsilon must be > 0"),
+        (["--delta", "1.5"], "delta"),
+        (["--grid", "3,2"], "strictly increasing"),
+        (["--grid", "1,x"], "comma-separated integers"),
+        (["--dataset", "nope"], "unknown dataset"),
+        (["--dataset", "missing.npz"], "no such file"),
+    ],
+)
+def test_capacity_bad_input_exits_2(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["capacity", "--no-progress", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr

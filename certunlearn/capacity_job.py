@@ -1,0 +1,109 @@
+"""The job behind ``certunlearn capacity``: proven and empirical deletion capacity of one model.
+
+It trains softmax regression with HF-OCU statistics (:mod:`certunlearn.pipeline`), then answers
+"how many deletions can this model absorb?" twice:
+
+* **proven** — :func:`certunlearn.certify.capacity.deletion_capacity` with the worst-case HF-OCU
+  sensitivity Δ̄(m) (valid wherever the m ids fall in the schedule, so it can be announced before any
+  request arrives) and the excess-risk tolerance;
+* **empirical** — :func:`certunlearn.unlearn.capacity.empirical_capacity`: released versus retrained
+  test accuracy for growing seeded deletion sets.
+
+Example:
+    >>> spec = CapacitySpec(dataset="wine", epochs=2, batch_size=32, grid=(1, 2), repeats=1, m_max=5)
+    >>> out = run_capacity(spec)
+    >>> sorted(out), out["proven"]["capacity"] <= 5
+    (['data', 'empirical', 'proven', 'spec'], True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from certunlearn.errors import ConfigError
+from certunlearn.pipeline import SoftmaxSetup, fit_softmax_hfocu
+from certunlearn.progress import ProgressFn
+from certunlearn.validation import check_int, check_nonnegative, check_open_unit, check_positive
+
+__all__ = ["DEFAULT_GRID", "CapacitySpec", "run_capacity"]
+
+DEFAULT_GRID = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class CapacitySpec(SoftmaxSetup):
+    """A :class:`SoftmaxSetup` plus the capacity question.
+
+    Attributes:
+        epsilon: ε of every release.
+        delta: δ of every release.
+        risk_tolerance: Excess-risk tolerance of the proven capacity (Sekhari et al. use 0.01).
+        accuracy_tolerance: Allowed test-accuracy drop of the release below the retrained model.
+        m_max: Largest m examined by the proven capacity.
+        grid: Deletion counts tried by the empirical capacity (strictly increasing; values above
+            half the training set are dropped).
+        repeats: Noise draws averaged per m.
+    """
+
+    epsilon: float = 1.0
+    delta: float = 1e-5
+    risk_tolerance: float = 0.01
+    accuracy_tolerance: float = 0.02
+    m_max: int = 1000
+    grid: tuple[int, ...] = DEFAULT_GRID
+    repeats: int = 3
+
+    def __post_init__(self) -> None:
+        SoftmaxSetup.__post_init__(self)
+        check_positive("epsilon", self.epsilon)
+        check_open_unit("delta", self.delta)
+        check_positive("risk_tolerance", self.risk_tolerance)
+        check_nonnegative("accuracy_tolerance", self.accuracy_tolerance)
+        check_int("m_max", self.m_max, minimum=1)
+        check_int("repeats", self.repeats, minimum=1)
+        grid = [check_int("grid entry", m, minimum=1) for m in self.grid]
+        if not grid or grid != sorted(set(grid)):
+            raise ConfigError(f"grid must be a non-empty, strictly increasing list, got {list(self.grid)}")
+
+
+def run_capacity(spec: CapacitySpec, *, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Train, then compute the proven and the empirical deletion capacity (JSON-serialisable)."""
+    from certunlearn.certify.capacity import deletion_capacity, hfocu_worst_case_sensitivity
+    from certunlearn.unlearn.capacity import empirical_capacity
+
+    fitted = fit_softmax_hfocu(spec, progress=progress)
+    hf, data = fitted.hf, fitted.data
+    assumptions = hf.assumptions_
+    if assumptions is None or hf.assumption_problems_:  # cannot happen with public clipping
+        raise ConfigError("no certified constants for this model: " + "; ".join(hf.assumption_problems_))
+    sensitivity = hfocu_worst_case_sensitivity(
+        lrs=hf.schedule.lrs, batch_sizes=hf.schedule.batch_sizes,
+        epoch_lengths=hf.schedule.epoch_lengths(), assumptions=assumptions,
+        order="second" if assumptions.hessian_lipschitz is not None else "first",
+        projection_radius=hf.config.projection_radius,
+    )
+    proven = deletion_capacity(
+        sensitivity=sensitivity, epsilon=spec.epsilon, delta=spec.delta, dim=hf.fm_.dim,
+        smoothness=assumptions.smoothness, tolerance=spec.risk_tolerance,
+        m_max=min(spec.m_max, data.n_train - 1), reference_gradient=assumptions.gradient_bound,
+    )
+    grid = [m for m in spec.grid if m <= data.n_train // 2]
+    if not grid:
+        raise ConfigError(f"every grid entry exceeds half the training set ({data.n_train} rows)")
+    empirical = empirical_capacity(
+        hf, data.X_train, data.y_train, data.X_test, data.y_test, grid=grid,
+        epsilon=spec.epsilon, delta=spec.delta, tolerance=spec.accuracy_tolerance,
+        repeats=spec.repeats, seed=spec.seed, progress=progress,
+    )
+    proven_dict = proven.as_dict()
+    proven_dict["sensitivity_bound"] = (
+        "HF-OCU min(second-order, first-order), worst case over placements (docs/theory.md §8)"
+    )
+    proven_dict["assumptions"] = list(assumptions.describe()) + proven_dict["assumptions"]
+    return {
+        "spec": {**asdict(spec), "grid": list(spec.grid)},
+        "data": {"name": data.name, "n_train": data.n_train, "parameters": hf.fm_.dim},
+        "proven": proven_dict,
+        "empirical": empirical,
+    }
