@@ -36,6 +36,10 @@ class CalibrationError(CertUnlearnError, RuntimeError):
     """A numerical calibration failed to find a safe value."""
 
 
+class UnlearningError(CertUnlearnError, RuntimeError):
+    """An unlearning step could not produce a usable model (for example non-finite parameters)."""
+
+
 class PolicyError(CertUnlearnError, RuntimeError):
     """A request would exceed the privacy policy (budget, deletion capacity)."""
 

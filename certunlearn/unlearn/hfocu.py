@@ -42,8 +42,7 @@ from certunlearn.certify.bounds import (
     second_order_sgd_bound,
     softmax_regression_assumptions,
 )
-from certunlearn.certify.gaussian import gaussian_sigma
-from certunlearn.certify.ledger import Ledger, LedgerEvent
+from certunlearn.certify.ledger import Ledger
 from certunlearn.errors import (
     AssumptionError,
     ConfigError,
@@ -59,11 +58,10 @@ from certunlearn.train.sgd import check_sample_ids, prepare_data, run_schedule
 from certunlearn.unlearn.base import (
     Unlearner,
     UnlearnResult,
-    gaussian_noise_like,
     register_unlearner,
-    tensor_digest,
 )
 from certunlearn.unlearn.recorder import HFOCURecorder
+from certunlearn.unlearn.release import make_release
 from certunlearn.unlearn.store import StatisticsStore
 from certunlearn.validation import check_choice, check_open_unit, check_positive
 
@@ -314,67 +312,16 @@ class HFOCU(Unlearner):
         sum_a = self.sum_a_ + self.store_.sum_rows(rows, dtype=fm.dtype, device=fm.device)
         noiseless = self.theta_ + sum_a
         counts = self.counts_ + self.index_.deletion_counts(request)
-        bound = self._bound_from_counts(counts)
-        reasons: tuple[str, ...] = ()
-        assumptions: tuple[str, ...] = ()
-        sensitivity: float | None = None
-        noise_only_sigma: float | None = None
-        status = "uncertified"
-        if bound is None:
-            reasons = self.assumption_problems_
-        else:
-            status, assumptions, reasons = bound.status, bound.assumptions, bound.violations
-            if bound.status == "conditional":
-                reasons = ("the bound holds only if the declared non-convex constants hold",)
-        certified = bound is not None and bound.certified
-        extras: dict[str, Any] = {}
-        if bound is not None:
-            extras["bound"] = bound.name
-        if certified:
-            sensitivity = bound.value
-            noise_only_sigma = gaussian_sigma(
-                epsilon=epsilon, delta=delta, sensitivity=bound.noise_only_value, method=self.calibration
-            )
-        elif self.noise_sensitivity is not None:
-            sensitivity = self.noise_sensitivity
-        if self.ledger is not None and not dry_run:
-            self.ledger.check(count=len(request), sensitivity=sensitivity, certified=certified,
-                              epsilon=epsilon, delta=delta)
-        sigma = 0.0
-        if sensitivity is not None:
-            sigma = gaussian_sigma(epsilon=epsilon, delta=delta, sensitivity=sensitivity, method=self.calibration)
-        released = noiseless + gaussian_noise_like(noiseless, sigma, generator)
-        elapsed = time.perf_counter() - started
-        cumulative = self.deleted_ + tuple(request)
-        result = UnlearnResult(
-            method=self.name,
-            request_ids=tuple(request),
-            cumulative_ids=tuple(sorted(cumulative)),
-            params_noiseless=self._state(noiseless),
-            params_released=self._state(released),
-            sigma=sigma,
-            sensitivity=sensitivity,
-            certified=certified,
-            status=status if sensitivity is not None or status == "uncertified" else "uncertified",
-            assumptions=assumptions,
-            reasons=reasons,
-            epsilon=epsilon if sigma > 0 else None,
-            delta=delta if sigma > 0 else None,
-            calibration=self.calibration if sigma > 0 else "none",
-            noise_only_sigma=noise_only_sigma,
-            elapsed_s=elapsed,
-            extras=extras,
+        result = make_release(
+            method=self.name, request=request, previous=self.deleted_, noiseless=noiseless,
+            bound=self._bound_from_counts(counts), problems=self.assumption_problems_,
+            epsilon=epsilon, delta=delta, state=self._state, noise_sensitivity=self.noise_sensitivity,
+            calibration=self.calibration, generator=generator, ledger=self.ledger, dry_run=dry_run,
+            request_id=request_id, model_before=self.theta_ + self.sum_a_, started=started,
         )
         if dry_run:
             return result
-        if self.ledger is not None:
-            self.ledger.record(LedgerEvent.create(
-                request_id=request_id or f"request-{len(self.ledger.events) + 1}",
-                ids=request, cumulative_count=len(cumulative), method=self.name,
-                sensitivity=sensitivity, sigma=sigma, epsilon=result.epsilon, delta=result.delta,
-                certified=certified, model_before=tensor_digest(self.theta_ + self.sum_a_),
-                model_after=tensor_digest(released),
-            ))
+        cumulative = self.deleted_ + tuple(request)
         self.deleted_, self.sum_a_, self.counts_ = cumulative, sum_a, counts
         return result
 
@@ -428,31 +375,50 @@ class HFOCU(Unlearner):
         directory = Path(directory)
         try:
             meta = json.loads((directory / "hfocu.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InputError(f"{directory}: not an HF-OCU state ({exc})") from exc
+        if not isinstance(meta, dict):
+            raise InputError(f"{directory}: hfocu.json must hold a JSON object")
         if meta.get("schema_version") != HFOCU_SCHEMA_VERSION or meta.get("mechanism") != cls.name:
             raise InputError(f"{directory}: unsupported state (schema {meta.get('schema_version')!r}, "
                              f"mechanism {meta.get('mechanism')!r})")
+        missing = sorted({"config", "deleted_ids"} - set(meta))
+        if missing:
+            raise InputError(f"{directory}: hfocu.json lacks {missing}")
+        try:
+            config = SGDConfig.from_dict(meta["config"])
+        except (ConfigError, TypeError, AttributeError) as exc:
+            raise InputError(f"{directory}: invalid training config in hfocu.json ({exc})") from exc
+        if not isinstance(meta["deleted_ids"], list):
+            raise InputError(f"{directory}: deleted_ids must be a list")
         from certunlearn.models import load_state_dict
 
         init_model = load_state_dict(_fresh_copy(model), str(directory / "initial_params.pt"))
-        obj = cls(
-            init_model,
-            SGDConfig.from_dict(meta["config"]),
-            assumptions=assumptions,
-            feature_norm_bound=meta.get("feature_norm_bound"),
-            calibration=meta.get("calibration", "analytic"),
-            noise_sensitivity=meta.get("noise_sensitivity"),
-        )
+        try:
+            obj = cls(
+                init_model,
+                config,
+                assumptions=assumptions,
+                feature_norm_bound=meta.get("feature_norm_bound"),
+                calibration=meta.get("calibration", "analytic"),
+                noise_sensitivity=meta.get("noise_sensitivity"),
+            )
+        except ConfigError as exc:
+            raise InputError(f"{directory}: invalid setting in hfocu.json ({exc})") from exc
         fm = FunctionalModel(init_model, loss=obj.config.loss)
         trained = load_state_dict(_fresh_copy(model), str(directory / "params.pt"))
         theta = fm.layout.flatten(dict(trained.named_parameters())).detach().to(fm.device)
-        schedule = Schedule.from_json((directory / "schedule.json").read_text())
+        try:
+            schedule = Schedule.from_json((directory / "schedule.json").read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{directory}: cannot read schedule.json ({exc})") from exc
         store = StatisticsStore.load(directory, mmap_mode=mmap_mode, device=fm.device)
         Xd, _ = prepare_data(fm, X, torch.zeros(X.shape[0], dtype=torch.int64))
         if Xd.shape[0] != schedule.n_samples:
             raise InputError(f"X has {Xd.shape[0]} rows but the schedule covers {schedule.n_samples}")
-        obj._set_fitted(fm, theta, schedule, store, obj._resolve_assumptions(fm, Xd), meta["deleted_ids"])
+        deleted = check_sample_ids(meta["deleted_ids"], schedule.n_samples, what="deleted ids in hfocu.json")
+        store.rows_of(deleted)  # every deleted id must be tracked by the saved store
+        obj._set_fitted(fm, theta, schedule, store, obj._resolve_assumptions(fm, Xd), deleted)
         return obj
 
 

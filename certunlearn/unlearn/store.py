@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -178,9 +179,13 @@ class StatisticsStore:
             words = self._data.detach().cpu()
             if self.storage_dtype == "bfloat16":
                 words = words.view(torch.int16)
-            with open(target, "wb") as fh:
+            # write a new file and rename it over the target: the target may be the file this very
+            # store was loaded from and still maps (truncating a mapped file raises SIGBUS on access)
+            partial = target.with_name(target.name + ".partial")
+            with open(partial, "wb") as fh:
                 for start, stop in self.blocks(max(1, (64 << 20) // max(1, self.dim * words.element_size()))):
                     fh.write(words[start:stop].contiguous().numpy().tobytes())
+            os.replace(partial, target)
         meta = {
             "schema_version": STORE_SCHEMA_VERSION,
             "dim": self.dim,

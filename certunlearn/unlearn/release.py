@@ -1,0 +1,144 @@
+"""Turning a noiseless unlearned model and a bound into a release: σ, noise, result, ledger entry.
+
+Every unlearner ends a request the same way, so the rules live here once:
+
+* a bound whose status is ``certified`` calibrates σ for the requested (ε, δ); the σ that a
+  release of the *un-unlearned* model would need (the bound's ``noise_only_value``) is reported beside it;
+* otherwise the release is uncertified; it still gets noise if the user chose a ``noise_sensitivity``;
+* the ledger (if any) is checked before anything is released and written after; a dry run changes
+  nothing.
+
+Example:
+    >>> import torch
+    >>> from certunlearn.certify.bounds import Bound
+    >>> b = Bound("demo", 0.5, "certified", ("stated",), (), 0.25)
+    >>> r = make_release(method="demo", request=[1], previous=(), noiseless=torch.zeros(3), bound=b,
+    ...                  problems=(), epsilon=1.0, delta=1e-5, state=lambda t: {"w": t})
+    >>> r.certified, round(r.sigma / r.noise_only_sigma, 6)
+    (True, 2.0)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import Tensor
+
+from certunlearn.certify.bounds import Bound
+from certunlearn.certify.gaussian import gaussian_sigma
+from certunlearn.certify.ledger import Ledger, LedgerEvent
+from certunlearn.unlearn.base import UnlearnResult, gaussian_noise_like, tensor_digest
+
+__all__ = ["make_release"]
+
+
+def make_release(
+    *,
+    method: str,
+    request: Sequence[int],
+    previous: Sequence[int],
+    noiseless: Tensor,
+    bound: Bound | None,
+    problems: tuple[str, ...],
+    epsilon: float | None,
+    delta: float | None,
+    state: Callable[[Tensor], dict[str, Tensor]],
+    noise_sensitivity: float | None = None,
+    calibration: str = "analytic",
+    generator: Any = None,
+    ledger: Ledger | None = None,
+    dry_run: bool = False,
+    request_id: str | None = None,
+    model_before: Tensor | None = None,
+    extras: dict[str, Any] | None = None,
+    started: float | None = None,
+) -> UnlearnResult:
+    """Calibrate, add noise, check and record: the common end of every ``forget``.
+
+    Args:
+        method: Registered method name.
+        request: Ids forgotten by this request (validated by the caller).
+        previous: Ids forgotten before.
+        noiseless: Flat noiseless parameters θ̄ (private).
+        bound: The Δ bound for the cumulative set, or None when no assumptions are available.
+        problems: Why no bound applies (used when ``bound`` is None).
+        epsilon: ε of the release; None for a noiseless, uncertified release.
+        delta: δ of the release (with ``epsilon``).
+        state: Maps a flat vector to the state dict of the result.
+        noise_sensitivity: User-chosen Δ for noise when no certified bound applies (uncertified).
+        calibration: ``analytic`` or ``classical``.
+        generator: Source of the noise.
+        ledger: Optional budget ledger, checked before and written after the release.
+        dry_run: Compute the result only; no ledger entry.
+        request_id: Ledger identifier of the request.
+        model_before: Flat parameters of the previous release's noiseless model (for the ledger hash).
+        extras: Method-specific figures.
+        started: ``time.perf_counter()`` at the start of the request (for ``elapsed_s``).
+
+    Returns:
+        The :class:`UnlearnResult`.
+    """
+    started = time.perf_counter() if started is None else started
+    extras = dict(extras or {})
+    reasons: tuple[str, ...] = problems
+    assumptions: tuple[str, ...] = ()
+    status = "uncertified"
+    if bound is not None:
+        status, assumptions, reasons = bound.status, bound.assumptions, bound.violations
+        extras["bound"] = bound.name
+        if bound.status == "conditional":
+            reasons = ("the bound holds only if the declared non-convex constants hold",)
+    noisy = epsilon is not None and delta is not None
+    if bound is not None and bound.certified and not noisy:
+        extras["bound_value"] = bound.value
+        status, reasons = "uncertified", ("no (epsilon, delta) requested: noiseless release",)
+    certified = bool(bound is not None and bound.certified and noisy)
+    sensitivity: float | None = None
+    noise_only_sigma: float | None = None
+    if certified:
+        sensitivity = bound.value  # type: ignore[union-attr]
+        if bound.noise_only_value:  # type: ignore[union-attr]
+            noise_only_sigma = gaussian_sigma(
+                epsilon=epsilon, delta=delta, sensitivity=bound.noise_only_value, method=calibration  # type: ignore[arg-type,union-attr]
+            )
+    elif noise_sensitivity is not None and noisy:
+        sensitivity = noise_sensitivity
+    count = len(request)
+    if ledger is not None and not dry_run:
+        ledger.check(count=count, sensitivity=sensitivity, certified=certified, epsilon=epsilon, delta=delta)
+    sigma = 0.0
+    if sensitivity is not None:
+        sigma = gaussian_sigma(epsilon=epsilon, delta=delta, sensitivity=sensitivity, method=calibration)  # type: ignore[arg-type]
+    released = noiseless + gaussian_noise_like(noiseless, sigma, generator)
+    cumulative = tuple(previous) + tuple(request)
+    result = UnlearnResult(
+        method=method,
+        request_ids=tuple(request),
+        cumulative_ids=tuple(sorted(cumulative)),
+        params_noiseless=state(noiseless),
+        params_released=state(released),
+        sigma=sigma,
+        sensitivity=sensitivity,
+        certified=certified,
+        status=status if (sensitivity is not None or status == "uncertified") else "uncertified",
+        assumptions=assumptions,
+        reasons=reasons,
+        epsilon=epsilon if sigma > 0 else None,
+        delta=delta if sigma > 0 else None,
+        calibration=calibration if sigma > 0 else "none",
+        noise_only_sigma=noise_only_sigma,
+        elapsed_s=time.perf_counter() - started,
+        extras=extras,
+    )
+    if ledger is not None and not dry_run:
+        ledger.record(LedgerEvent.create(
+            request_id=request_id or f"request-{len(ledger.events) + 1}",
+            ids=request, cumulative_count=len(cumulative), method=method,
+            sensitivity=sensitivity, sigma=sigma, epsilon=result.epsilon, delta=result.delta,
+            certified=certified,
+            model_before=tensor_digest(noiseless if model_before is None else model_before),
+            model_after=tensor_digest(released),
+        ))
+    return result
