@@ -29,6 +29,7 @@ __all__ = [
     "load_dataset",
     "load_file",
     "make_dataset",
+    "read_arrays",
     "register_dataset",
 ]
 
@@ -286,17 +287,19 @@ _FILE_LOADERS: dict[str, Callable[[Path], dict[str, np.ndarray]]] = {
 _FILE_KEYS = {"X", "y", "X_test", "y_test"}
 
 
-def load_file(path: str | Path, **kwargs: object) -> Dataset:
-    """Load user data from ``.npz`` (numpy) or ``.pt`` (dict of tensors, loaded weights-only).
+def read_arrays(path: str | Path) -> dict[str, np.ndarray]:
+    """Read the arrays of a user data file as stored (no split, no standardisation).
 
-    The file holds ``X`` and ``y`` and optionally ``X_test`` and ``y_test``; other keys are refused.
+    The file (``.npz``, or ``.pt`` holding a dict of tensors, loaded weights-only) holds ``X`` and
+    ``y`` and optionally ``X_test`` and ``y_test``; other keys are refused. Use it when the rows are
+    already the training set a model saw (sample ids = row indices of ``X``).
 
     Example:
         >>> import tempfile, os
         >>> f = os.path.join(tempfile.mkdtemp(), "d.npz")
-        >>> np.savez(f, X=np.ones((10, 3)), y=np.arange(10) % 2)
-        >>> load_file(f, test_fraction=0.3).n_train
-        7
+        >>> np.savez(f, X=np.ones((4, 3)), y=np.arange(4) % 2)
+        >>> sorted(read_arrays(f))
+        ['X', 'y']
     """
     path = Path(path)
     reader = _FILE_LOADERS.get(path.suffix)
@@ -315,6 +318,23 @@ def load_file(path: str | Path, **kwargs: object) -> Dataset:
         raise InputError(
             f"{path}: expected keys X, y (and optionally X_test, y_test), got {sorted(arrays)}"
         )
+    return arrays
+
+
+def load_file(path: str | Path, **kwargs: object) -> Dataset:
+    """Load user data from ``.npz`` (numpy) or ``.pt`` (dict of tensors, loaded weights-only).
+
+    The file holds ``X`` and ``y`` and optionally ``X_test`` and ``y_test``; other keys are refused.
+
+    Example:
+        >>> import tempfile, os
+        >>> f = os.path.join(tempfile.mkdtemp(), "d.npz")
+        >>> np.savez(f, X=np.ones((10, 3)), y=np.arange(10) % 2)
+        >>> load_file(f, test_fraction=0.3).n_train
+        7
+    """
+    path = Path(path)
+    arrays = read_arrays(path)
     kwargs.setdefault("name", path.name)
     return make_dataset(
         arrays["X"], arrays["y"], X_test=arrays.get("X_test"), y_test=arrays.get("y_test"), **kwargs

@@ -30,6 +30,8 @@ __all__ = [
     "Assumptions",
     "Bound",
     "coupled_sgd_bound",
+    "cubic_newton_bound",
+    "damped_newton_bound",
     "gradient_residual_bound",
     "newton_step_bound",
     "second_order_sgd_bound",
@@ -383,6 +385,30 @@ def second_order_sgd_bound(
     )
 
 
+def _newton_family_setup(
+    name: str, n: int, m: int, assumptions: Assumptions, optimality_gap: float
+) -> tuple[float, tuple[str, ...], list[str]]:
+    """ĝ = (mG + n·gap)/(n − m), the statements, and the violations shared by the Newton family."""
+    n = int(n)
+    m = int(m)
+    if n < 2 or not 1 <= m < n:
+        raise ConfigError(f"need n >= 2 and 1 <= m < n, got n={n}, m={m}")
+    gap = check_nonnegative("optimality_gap", optimality_gap)
+    violations: list[str] = []
+    if not assumptions.convex or assumptions.strong_convexity <= 0:
+        violations.append(f"the {name} bound needs a strongly convex objective (lambda > 0)")
+    if assumptions.hessian_lipschitz is None:
+        violations.append(f"the {name} bound needs a Hessian-Lipschitz constant M")
+    if assumptions.source == "estimated":
+        violations.append("constants were estimated from the private training data")
+    statements = assumptions.describe() + (
+        f"stored model minimises the training objective up to gradient norm {gap:g}",
+        "reference: the exact minimiser of the remaining-data objective",
+        "exact arithmetic in the linear algebra of the step",
+    )
+    return (m * assumptions.gradient_bound + n * gap) / (n - m), statements, violations
+
+
 def newton_step_bound(
     *,
     n: int,
@@ -395,40 +421,101 @@ def newton_step_bound(
     The stored model ŵ (approximately) minimises F_S = (1/n) Σ_i ℓ_i with ‖∇F_S(ŵ)‖ ≤ ``optimality_gap``.
     Deleting U (|U| = m) by w̄ = ŵ − Ĥ⁻¹ ∇F_{S\\U}(ŵ), Ĥ = ∇²F_{S\\U}(ŵ), is one Newton step on the
     λ-strongly convex, M-Hessian-Lipschitz F_{S\\U}, whose gradient at ŵ has norm
-    ‖g‖ ≤ (m G + n·gap)/(n − m). Newton's quadratic convergence then gives (docs/theory.md)::
+    ‖g‖ ≤ ĝ = (m G + n·gap)/(n − m). Then (docs/theory.md, Theorem 14)::
 
-        ‖w̄ − argmin F_{S\\U}‖ ≤ M ‖g‖² / (2 λ³)
+        ‖w̄ − argmin F_{S\\U}‖ ≤ min( M ĝ² / (2 λ³), 2 ĝ/λ )
 
-    With gap = 0 and m ≤ n/2 this is at most Sekhari et al.'s γ = 2 M m² L² / (λ³ n²).
+    (the second term: the step and the distance of ŵ are each at most ĝ/λ). With gap = 0 and
+    m ≤ n/2 the first term is at most Sekhari et al.'s γ = 2 M m² L² / (λ³ n²).
 
     Example:
         >>> a = Assumptions(gradient_bound=1.0, smoothness=2.0, strong_convexity=0.5, hessian_lipschitz=1.0)
         >>> round(newton_step_bound(n=100, m=1, assumptions=a).value, 8)   # 1·(1/99)²/(2·0.125)
         0.00040812
     """
-    n = int(n)
-    m = int(m)
-    if n < 2 or not 1 <= m < n:
-        raise ConfigError(f"need n >= 2 and 1 <= m < n, got n={n}, m={m}")
-    gap = check_nonnegative("optimality_gap", optimality_gap)
-    violations: list[str] = []
-    lam, M, G = assumptions.strong_convexity, assumptions.hessian_lipschitz, assumptions.gradient_bound
-    if not assumptions.convex or lam <= 0:
-        violations.append("the Newton-step bound needs a strongly convex objective (lambda > 0)")
-    if M is None:
-        violations.append("the Newton-step bound needs a Hessian-Lipschitz constant M")
-    if assumptions.source == "estimated":
-        violations.append("constants were estimated from the private training data")
-    statements = assumptions.describe() + (
-        f"stored model minimises the training objective up to gradient norm {gap:g}",
-        "reference: the exact minimiser of the remaining-data objective",
-    )
+    g, statements, violations = _newton_family_setup("Newton-step", n, m, assumptions, optimality_gap)
     if violations:
         return Bound("newton-step", math.inf, "uncertified", statements, tuple(violations), None)
-    g = (m * G + n * gap) / (n - m)
-    value = float(M) * g * g / (2.0 * lam**3)
-    noise_only = g / lam  # ‖ŵ − argmin F_{S\U}‖ ≤ ‖g‖/λ: releasing ŵ itself
-    return Bound("newton-step", value, "certified", statements, (), noise_only)
+    lam, M = assumptions.strong_convexity, float(assumptions.hessian_lipschitz)  # type: ignore[arg-type]
+    value = min(M * g * g / (2.0 * lam**3), 2.0 * g / lam)
+    return Bound("newton-step", value, "certified", statements, (), g / lam)
+
+
+def damped_newton_bound(
+    *,
+    n: int,
+    m: int,
+    assumptions: Assumptions,
+    damping: float,
+    optimality_gap: float = 0.0,
+) -> Bound:
+    """Error of the damped Newton step w̄ = ŵ − (Ĥ + τI)⁻¹ g (docs/theory.md, Theorem 15).
+
+    With ĝ as in :func:`newton_step_bound`, ‖w̄ − argmin F_{S\\U}‖ ≤ min((M ĝ/(2λ) + τ) ĝ / (λ (λ + τ)),
+    ĝ/(λ + τ) + ĝ/λ): the Newton error plus a damping bias that vanishes as τ → 0 and tends to the
+    noise-only ĝ/λ as τ → ∞.
+
+    Example:
+        >>> a = Assumptions(gradient_bound=1.0, smoothness=2.0, strong_convexity=0.5, hessian_lipschitz=1.0)
+        >>> b = damped_newton_bound(n=100, m=1, assumptions=a, damping=0.0)
+        >>> round(b.value, 8) == round(newton_step_bound(n=100, m=1, assumptions=a).value, 8)
+        True
+    """
+    tau = check_nonnegative("damping", damping)
+    g, statements, violations = _newton_family_setup("damped-Newton", n, m, assumptions, optimality_gap)
+    if violations:
+        return Bound("damped-newton", math.inf, "uncertified", statements, tuple(violations), None)
+    lam, M = assumptions.strong_convexity, float(assumptions.hessian_lipschitz)  # type: ignore[arg-type]
+    value = min((M * g / (2.0 * lam) + tau) * g / (lam * (lam + tau)), g / (lam + tau) + g / lam)
+    return Bound("damped-newton", value, "certified", statements + (f"damping tau = {tau:g}",), (), g / lam)
+
+
+def cubic_newton_bound(
+    *,
+    n: int,
+    m: int,
+    assumptions: Assumptions,
+    cubic_reg: float,
+    iterations: int = 1,
+    optimality_gap: float = 0.0,
+) -> Bound:
+    """Error of K cubic-regularised Newton steps with regularisation ≤ ``cubic_reg`` (Theorem 15).
+
+    Every step solves (H + αI)d = −g with α = (M_c/2)‖d‖, M_c ≤ ``cubic_reg``, and is accepted only if
+    it does not increase the remaining loss. With e₁ = min((M + M_c) ĝ²/(2λ³), 2ĝ/λ) and, for k ≥ 1,
+    e_{k+1} = min((M/2 + M_c β/(2λ)) e_k²/λ, √(β/λ)·e₁) (the second term because accepted steps
+    decrease the λ-strongly convex, β-smooth loss), Δ = max(e₁, …, e_K) bounds the distance to the
+    remaining-data minimiser after any number 1..K of accepted steps (a data-dependent early stop
+    cannot break it). At least one step must be accepted; the unlearner guarantees that by never
+    rejecting a step with M_c ≥ M, where the cubic model majorises the loss.
+
+    Example:
+        >>> a = Assumptions(gradient_bound=1.0, smoothness=2.0, strong_convexity=0.5, hessian_lipschitz=1.0)
+        >>> b = cubic_newton_bound(n=100, m=1, assumptions=a, cubic_reg=1.0)
+        >>> round(b.value / newton_step_bound(n=100, m=1, assumptions=a).value, 10)   # (M + M_c)/M
+        2.0
+        >>> b3 = cubic_newton_bound(n=100, m=1, assumptions=a, cubic_reg=1.0, iterations=3)
+        >>> b3.value <= 2.0 * b.value   # √(β/λ) = 2 caps every later iterate
+        True
+    """
+    cubic_reg = check_positive("cubic_reg", cubic_reg)
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ConfigError(f"iterations must be an integer >= 1, got {iterations!r}")
+    g, statements, violations = _newton_family_setup("cubic-Newton", n, m, assumptions, optimality_gap)
+    if violations:
+        return Bound("cubic-newton", math.inf, "uncertified", statements, tuple(violations), None)
+    lam, M, beta = assumptions.strong_convexity, float(assumptions.hessian_lipschitz), assumptions.smoothness  # type: ignore[arg-type]
+    first = min((M + cubic_reg) * g * g / (2.0 * lam**3), 2.0 * g / lam)
+    descent_cap = math.sqrt(beta / lam) * first
+    e = worst = first
+    for _ in range(iterations - 1):
+        e = min((0.5 * M + 0.5 * cubic_reg * beta / lam) * e * e / lam, descent_cap)
+        worst = max(worst, e)
+    statements += (
+        f"cubic regularisation of every step <= {cubic_reg:g}; at most {iterations} steps",
+        "every accepted step does not increase the remaining-data loss",
+    )
+    return Bound("cubic-newton", worst, "certified", statements, (), g / lam)
 
 
 def gradient_residual_bound(

@@ -149,6 +149,87 @@ def capacity(
     typer.echo("\n".join(lines))
 
 
+def _parse_ids(ids: str | None, ids_file: Path | None) -> tuple[int, ...]:
+    if (ids is None) == (ids_file is None):
+        raise fail("give exactly one of --ids and --ids-file")
+    text = ids if ids is not None else _read_text(ids_file)  # type: ignore[arg-type]
+    parts = [p for p in text.replace("\n", ",").replace(" ", ",").split(",") if p.strip()]
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise fail(f"sample ids must be integers, got {parts[:5]}") from None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"{path}: cannot read ({exc})") from None
+
+
+def _parse_options(items: list[str] | None, flag: str) -> dict[str, object]:
+    """``key=value`` pairs; values are parsed as JSON when they can be (numbers, lists, true/false)."""
+    import json as _json
+
+    out: dict[str, object] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"{flag} takes key=value, got {item!r}")
+        try:
+            out[key.strip()] = _json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+@app.command()
+@handle_errors
+def forget(
+    model: Annotated[str, typer.Option(help="logreg, mlp, cnn, or 'package.module:factory'.")],
+    weights: Annotated[Path, typer.Option(help="Trained state_dict (.pt, loaded weights-only).")],
+    data: Annotated[Path, typer.Option(help="Training data as the model saw it (.npz/.pt with X, y); ids = rows of X.")],
+    ids: Annotated[str | None, typer.Option(help="Ids to forget, comma-separated.")] = None,
+    ids_file: Annotated[Path | None, typer.Option(help="File with ids to forget (commas, spaces or newlines).")] = None,
+    method: Annotated[str, typer.Option(help="curenewton, newton, damped-newton, pinv-newton, abs-newton, influence, finetune, gradient-ascent, retrain.")] = "curenewton",
+    model_arg: Annotated[list[str] | None, typer.Option(help="Factory argument key=value (repeatable), e.g. hidden=[64].")] = None,
+    option: Annotated[list[str] | None, typer.Option(help="Method option key=value (repeatable), e.g. cubic_reg=0.1.")] = None,
+    weight_decay: Annotated[float, typer.Option(help="L2 weight the model was trained with.")] = 0.0,
+    loss: Annotated[str, typer.Option(help="Per-sample loss: cross_entropy or mse.")] = "cross_entropy",
+    feature_norm_bound: Annotated[float | None, typer.Option(help="Public bound on the rows' norm (certificates for logreg).")] = None,
+    optimality_gap: Annotated[float | None, typer.Option(help="Public bound on the trained model's gradient norm.")] = None,
+    epsilon: Annotated[float | None, typer.Option(help="Epsilon of a noisy release (with --delta).")] = None,
+    delta: Annotated[float | None, typer.Option(help="Delta of a noisy release.")] = None,
+    noise_sensitivity: Annotated[float | None, typer.Option(help="User-chosen sensitivity for noise when uncertified.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the noise and of minibatches.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output directory (released.pt, forget.json).")] = Path("certunlearn-forget"),
+    save_noiseless: Annotated[bool, typer.Option("--save-noiseless", help="Also write the private noiseless weights.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Unlearn ids from a trained model you bring (no statistics needed): CureNewton and baselines."""
+    from certunlearn.forget_job import ForgetSpec, run_forget
+
+    spec = ForgetSpec(
+        model=model, weights=str(weights), data=str(data), ids=_parse_ids(ids, ids_file), method=method,
+        model_args=_parse_options(model_arg, "--model-arg"), method_args=_parse_options(option, "--option"),
+        weight_decay=weight_decay, loss=loss, feature_norm_bound=feature_norm_bound,
+        optimality_gap=optimality_gap, epsilon=epsilon, delta=delta, noise_sensitivity=noise_sensitivity,
+        seed=seed, out=str(out), save_noiseless=save_noiseless,
+    )
+    summary = run_forget(spec)
+    if json_output:
+        emit_json(summary)
+        return
+    res = summary["result"]
+    cert = (f"certified (Delta={res['sensitivity']:.4g}, sigma={res['sigma']:.4g})" if res["certified"]
+            else "uncertified: " + "; ".join(res["reasons"][:2]))
+    typer.echo(
+        f"{res['method']}: forgot {len(res['request_ids'])} ids in {res['elapsed_s']:.3g}s; "
+        f"step norm {res.get('step_norm', float('nan')):.4g}, retained loss {res.get('retained_loss', float('nan')):.4g}\n"
+        f"{cert}\nreleased weights written to {out / 'released.pt'}"
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

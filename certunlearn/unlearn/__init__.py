@@ -1,9 +1,14 @@
 """Unlearning methods behind one interface, plus the per-sample statistics store.
 
+Registered methods: ``hfocu`` (statistics recorded during training), ``curenewton`` and the Newton
+family (``newton``, ``damped-newton``, ``pinv-newton``, ``abs-newton``, ``influence``) for models that
+recorded nothing, and the baselines ``finetune``, ``gradient-ascent``, ``retrain`` and
+``coupled-retrain``.
+
 Example:
     >>> from certunlearn.unlearn import UNLEARNERS
-    >>> "hfocu" in UNLEARNERS
-    True
+    >>> sorted(UNLEARNERS)[:4]
+    ['abs-newton', 'coupled-retrain', 'curenewton', 'damped-newton']
 """
 
 from certunlearn.unlearn.base import (
@@ -13,12 +18,38 @@ from certunlearn.unlearn.base import (
     get_unlearner,
     register_unlearner,
 )
+from certunlearn.unlearn.baselines import (
+    CoupledRetrainOracle,
+    ExactRetrain,
+    FineTune,
+    GradientAscent,
+)
+from certunlearn.unlearn.curenewton import CureNewton
 from certunlearn.unlearn.hfocu import HFOCU
+from certunlearn.unlearn.newton import (
+    AbsEigNewton,
+    DampedNewton,
+    InfluenceJackknife,
+    NewtonStep,
+    PinvNewton,
+)
+from certunlearn.unlearn.posthoc import PostHocUnlearner
 from certunlearn.unlearn.store import StatisticsStore
 
 __all__ = [
     "HFOCU",
     "UNLEARNERS",
+    "AbsEigNewton",
+    "CoupledRetrainOracle",
+    "CureNewton",
+    "DampedNewton",
+    "ExactRetrain",
+    "FineTune",
+    "GradientAscent",
+    "InfluenceJackknife",
+    "NewtonStep",
+    "PinvNewton",
+    "PostHocUnlearner",
     "StatisticsStore",
     "UnlearnResult",
     "Unlearner",

@@ -126,3 +126,75 @@ def test_capacity_bad_input_exits_2(args: list[str], message: str) -> None:
     result = runner.invoke(app, ["capacity", "--no-progress", *args])
     assert result.exit_code == 2, result.output
     assert message in result.stderr
+
+
+@pytest.fixture()
+def user_model_files(tmp_path):
+    """A logreg state_dict and its training data, as a user would bring them."""
+    import numpy as np
+    import torch
+
+    from certunlearn.models import build_model
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    np.savez(tmp_path / "data.npz", X=X, y=(X[:, 0] > 0).astype(int))
+    model = build_model("logreg", in_features=4, num_classes=2, dtype=torch.float64)
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    return tmp_path
+
+
+def test_forget_writes_released_weights_and_summary(user_model_files) -> None:
+    import torch
+
+    d = user_model_files
+    (d / "ids.txt").write_text("3\n7 11")
+    result = runner.invoke(app, [
+        "forget", "--model", "logreg", "--model-arg", "dtype=float64", "--weights", str(d / "w.pt"),
+        "--data", str(d / "data.npz"), "--ids-file", str(d / "ids.txt"), "--method", "damped-newton",
+        "--option", "damping=0.5", "--weight-decay", "0.1", "--epsilon", "1", "--delta", "1e-5",
+        "--noise-sensitivity", "0.01", "--out", str(d / "out"), "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["result"]["request_ids"] == [3, 7, 11]
+    assert summary["result"]["certified"] is False  # no feature bound declared: user noise only
+    assert summary["result"]["sigma"] > 0
+    released = torch.load(d / "out" / "released.pt", weights_only=True)
+    assert set(released) == {"linear.weight", "linear.bias"}
+    assert not (d / "out" / "noiseless.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ids", "1,1"], "repeated sample ids"),
+        (["--ids", "1000"], "unknown sample ids"),
+        (["--ids", "a"], "must be integers"),
+        (["--method", "hfocu", "--ids", "1"], "needs what was recorded"),
+        (["--method", "nope", "--ids", "1"], "unknown unlearning method"),
+        (["--option", "bogus=1", "--ids", "1"], "does not accept"),
+        (["--epsilon", "1", "--ids", "1"], "together"),
+        (["--ids", "1", "--epsilon", "-1", "--delta", "1e-5"], "epsilon must be > 0"),
+        ([], "exactly one of --ids and --ids-file"),
+    ],
+)
+def test_forget_bad_input_exits_2_and_writes_nothing(user_model_files, args, message) -> None:
+    d = user_model_files
+    result = runner.invoke(app, [
+        "forget", "--model", "logreg", "--model-arg", "dtype=float64", "--weights", str(d / "w.pt"),
+        "--data", str(d / "data.npz"), "--out", str(d / "out"), *args,
+    ])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert not (d / "out").exists()
+
+
+def test_forget_rejects_weights_of_another_architecture(user_model_files) -> None:
+    d = user_model_files
+    result = runner.invoke(app, [
+        "forget", "--model", "mlp", "--weights", str(d / "w.pt"), "--data", str(d / "data.npz"),
+        "--ids", "1", "--out", str(d / "out"),
+    ])
+    assert result.exit_code == 2
+    assert "weights do not fit the model" in result.stderr

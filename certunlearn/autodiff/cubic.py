@@ -1,0 +1,229 @@
+"""The cubic-regularised Newton subproblem: minimise m(d) = gᵀd + ½ dᵀHd + (M/6)‖d‖³.
+
+Its global minimiser satisfies (H + αI) d = −g with α = (M/2)‖d‖ and H + αI ⪰ 0 (Nesterov & Polyak
+2006; Cartis, Gould & Toint 2011), so it exists and is bounded whether H is positive definite,
+singular or indefinite. Two solvers, chosen by ``method``:
+
+* ``exact``: eigendecomposition H = QΛQᵀ (a dense H given, or built from d HVPs), then the secular
+  equation ‖(Λ + αI)⁻¹Qᵀg‖ = 2α/M solved on α > max(0, −λ₁) by Brent's method; the *hard case*
+  (g orthogonal to the bottom eigenvector of an indefinite H) is detected and resolved by adding a
+  multiple of that eigenvector.
+* ``lanczos``: k steps of Lanczos with full re-orthogonalisation from g give an orthonormal basis V_k
+  and a tridiagonal T_k; the k-dimensional subproblem with right-hand side ‖g‖e₁ is solved exactly and
+  d = V_k y. k grows until the model decrease changes by less than ``tol`` (relative). Cost: k HVPs and
+  k·d memory. Like every Krylov method it cannot see a hard case (g ⟂ q₁ keeps q₁ out of the space).
+
+Example:
+    >>> H = torch.diag(torch.tensor([-1.0, 2.0], dtype=torch.float64))
+    >>> g = torch.tensor([0.5, 1.0], dtype=torch.float64)
+    >>> step = solve_cubic(g, lambda v: H @ v, 1.0, method="exact")
+    >>> bool(torch.allclose((H + step.alpha * torch.eye(2, dtype=torch.float64)) @ step.step, -g))
+    True
+    >>> abs(step.alpha - 0.5 * step.step.norm().item()) < 1e-12   # α = (M/2)‖d‖
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import brentq
+from torch import Tensor
+
+from certunlearn.errors import ConfigError, InputError
+from certunlearn.validation import check_choice, check_int, check_positive
+
+__all__ = ["CUBIC_METHODS", "CubicStep", "cubic_model", "solve_cubic"]
+
+HVP = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True, slots=True)
+class CubicStep:
+    """Solution of the cubic subproblem.
+
+    Attributes:
+        step: The minimiser d (same dtype and device as g).
+        alpha: The multiplier α = (M/2)‖d‖ with (H + αI)d = −g.
+        model_decrease: −m(d) ≥ 0, the decrease the cubic model predicts.
+        hvp_count: Hessian-vector products used (d for ``exact`` without a dense H).
+        method: ``exact`` or ``lanczos``.
+        hard_case: True when the exact solver resolved the hard case.
+        krylov_dim: Dimension of the Krylov space (``lanczos``), else 0.
+    """
+
+    step: Tensor
+    alpha: float
+    model_decrease: float
+    hvp_count: int
+    method: str
+    hard_case: bool = False
+    krylov_dim: int = 0
+
+
+def cubic_model(g: Tensor, hvp: HVP, M: float, d: Tensor) -> float:
+    """Evaluate m(d) = gᵀd + ½ dᵀHd + (M/6)‖d‖³ (one HVP).
+
+    Example:
+        >>> g = torch.tensor([1.0, 0.0]); d = torch.tensor([-1.0, 0.0])
+        >>> cubic_model(g, lambda v: v, 6.0, d)   # −1 + ½ + 1
+        0.5
+    """
+    return float(g @ d + 0.5 * (d @ hvp(d)) + (M / 6.0) * d.norm() ** 3)
+
+
+def _secular_solution(
+    lam: np.ndarray, gt: np.ndarray, M: float
+) -> tuple[np.ndarray, float, bool]:
+    """Minimise Σ gt_i y_i + ½ Σ λ_i y_i² + (M/6)‖y‖³ in the eigenbasis; returns (y, α, hard_case)."""
+    g_norm = float(np.linalg.norm(gt))
+    lam1 = float(lam[0])
+    scale = max(1.0, float(np.abs(lam).max()), math.sqrt(M * g_norm))
+    low = max(0.0, -lam1)
+    tiny = 1e-13 * scale
+    if g_norm == 0.0 and lam1 >= 0.0:
+        return np.zeros_like(gt), 0.0, False
+
+    def y_of(alpha: float) -> np.ndarray:
+        return -gt / (lam + alpha)
+
+    def psi(s: float) -> float:  # decreasing in s = α − low on (0, ∞)
+        return float(np.linalg.norm(y_of(low + s))) - 2.0 * (low + s) / M
+
+    if psi(tiny) > 0.0:
+        hi = tiny
+        while psi(hi) > 0.0:
+            hi *= 2.0
+            if not math.isfinite(hi):
+                raise InputError("cubic subproblem: could not bracket the secular equation")
+        # psi(hi / 2) > 0 >= psi(hi): the loop doubled at least once
+        s = brentq(psi, hi / 2.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+        alpha = low + s
+        return y_of(alpha), alpha, False
+    # Hard case (or numerically so): the root sits at α = low. Solve on the eigenvalues above λ₁ and
+    # fill the missing length along the bottom eigenvector(s).
+    alpha = low
+    shifted = lam + alpha
+    easy = shifted > tiny
+    y = np.zeros_like(gt)
+    y[easy] = -gt[easy] / shifted[easy]
+    target = 2.0 * alpha / M
+    tau = math.sqrt(max(target * target - float(y @ y), 0.0))
+    y[0] = tau if gt[0] <= 0.0 else -tau  # the sign that does not increase gᵀd
+    return y, alpha, True
+
+
+def _exact(g: Tensor, hvp: HVP, M: float, hessian: Tensor | None) -> CubicStep:
+    d = g.numel()
+    count = 0
+    if hessian is None:
+        eye = torch.eye(d, dtype=g.dtype, device=g.device)
+        hessian = torch.stack([hvp(eye[i]) for i in range(d)], dim=1)
+        count = d
+    if hessian.shape != (d, d):
+        raise InputError(f"hessian must be [{d}, {d}], got {tuple(hessian.shape)}")
+    H = hessian.detach().to(device="cpu", dtype=torch.float64)
+    H = 0.5 * (H + H.T)
+    lam, Q = torch.linalg.eigh(H)
+    gt = (Q.T @ g.detach().to(device="cpu", dtype=torch.float64)).numpy()
+    y, alpha, hard = _secular_solution(lam.numpy(), gt, M)
+    step64 = Q @ torch.from_numpy(y)
+    value = float(gt @ y + 0.5 * (lam.numpy() * y * y).sum() + (M / 6.0) * np.linalg.norm(y) ** 3)
+    return CubicStep(step64.to(dtype=g.dtype, device=g.device), alpha, -value, count, "exact", hard)
+
+
+def _lanczos(g: Tensor, hvp: HVP, M: float, max_dim: int, tol: float) -> CubicStep:
+    g_norm = float(g.norm())
+    if g_norm == 0.0:
+        return CubicStep(torch.zeros_like(g), 0.0, 0.0, 0, "lanczos")
+    basis: list[Tensor] = [g / g_norm]
+    alphas: list[float] = []
+    betas: list[float] = []
+    previous = None
+    y = np.zeros(1)
+    alpha = value = 0.0
+    count = 0
+    for j in range(min(max_dim, g.numel())):
+        w = hvp(basis[j])
+        count += 1
+        a = float(w @ basis[j])
+        alphas.append(a)
+        V = torch.stack(basis)
+        for _ in range(2):  # full re-orthogonalisation, twice is enough (Kahan–Parlett)
+            w = w - V.T @ (V @ w)
+        k = j + 1
+        T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+        lam, Qt = np.linalg.eigh(T)
+        rhs = np.zeros(k)
+        rhs[0] = g_norm
+        z, alpha, _ = _secular_solution(lam, Qt.T @ rhs, M)
+        y = Qt @ z
+        value = float(rhs @ y + 0.5 * y @ T @ y + (M / 6.0) * np.linalg.norm(y) ** 3)
+        b = float(w.norm())
+        converged = previous is not None and abs(value - previous) <= tol * abs(value)
+        if converged or b <= 1e-12 * max(1.0, abs(a)):
+            break
+        previous = value
+        betas.append(b)
+        basis.append(w / b)
+    V = torch.stack(basis[: len(y)])
+    step = V.T @ torch.as_tensor(y, dtype=g.dtype, device=g.device)
+    return CubicStep(step, alpha, -value, count, "lanczos", False, len(y))
+
+
+CUBIC_METHODS = ("exact", "lanczos")
+
+
+def solve_cubic(
+    g: Tensor,
+    hvp: HVP,
+    M: float,
+    method: str = "exact",
+    *,
+    hessian: Tensor | None = None,
+    max_krylov_dim: int = 100,
+    tol: float = 1e-8,
+) -> CubicStep:
+    """Globally minimise gᵀd + ½ dᵀHd + (M/6)‖d‖³.
+
+    Args:
+        g: Gradient, a 1-D tensor ``[d]``.
+        hvp: v ↦ Hv for 1-D tensors (H symmetric).
+        M: Cubic regularisation (> 0); M → 0 approaches Newton's step, M → ∞ a short gradient step.
+        method: ``exact`` (eigendecomposition; for d up to a few thousand) or ``lanczos`` (HVPs only).
+        hessian: Optional dense ``[d, d]`` H for ``exact`` (saves d HVPs).
+        max_krylov_dim: Largest Krylov dimension k for ``lanczos``.
+        tol: ``lanczos`` stops when the model decrease changes by less than this (relative).
+
+    Returns:
+        :class:`CubicStep` with the step, α, the predicted decrease −m(d) and the HVP count.
+
+    Raises:
+        InputError: g not 1-D or not finite.
+        ConfigError: M ≤ 0 or an unknown method.
+
+    Example:
+        >>> g = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+        >>> H = torch.diag(torch.tensor([1.0, 0.0, -0.5], dtype=torch.float64))
+        >>> a = solve_cubic(g, lambda v: H @ v, 0.3, method="exact")
+        >>> b = solve_cubic(g, lambda v: H @ v, 0.3, method="lanczos")
+        >>> bool(torch.allclose(a.step, b.step, atol=1e-8)), a.model_decrease > 0
+        (True, True)
+    """
+    if g.ndim != 1 or g.numel() == 0:
+        raise InputError(f"g must be a non-empty 1-D tensor, got shape {tuple(g.shape)}")
+    if not bool(torch.isfinite(g).all()):
+        raise InputError("g contains NaN or infinite values")
+    M = check_positive("M", M)
+    method = check_choice("method", method, CUBIC_METHODS)
+    if method == "exact":
+        return _exact(g, hvp, M, hessian)
+    max_dim = check_int("max_krylov_dim", max_krylov_dim, minimum=1)
+    tol = check_positive("tol", tol)
+    if hessian is not None:
+        raise ConfigError("hessian= is only used by method='exact'")
+    return _lanczos(g, hvp, M, max_dim, tol)

@@ -1,0 +1,152 @@
+"""The job behind ``certunlearn forget``: unlearn ids from a model and data file a user brings.
+
+The user supplies the model architecture (a registered name such as ``mlp``, or
+``"package.module:factory"``), its trained weights (a ``state_dict`` file, loaded weights-only), the
+training data exactly as the model saw it (``.npz`` / ``.pt`` with ``X``, ``y``; sample ids are the
+row indices of ``X``), the ids to forget, and a post-hoc method (``curenewton``, ``newton``,
+``damped-newton``, ...). The job writes the **released** weights and a JSON summary; the noiseless
+weights stay private unless explicitly requested.
+
+Example:
+    >>> import os, tempfile, numpy as np, torch
+    >>> from certunlearn.models import build_model
+    >>> d = tempfile.mkdtemp()
+    >>> np.savez(os.path.join(d, "data.npz"), X=np.random.default_rng(0).normal(size=(30, 4)),
+    ...          y=np.arange(30) % 2)
+    >>> torch.save(build_model("logreg", in_features=4, num_classes=2).state_dict(), os.path.join(d, "w.pt"))
+    >>> spec = ForgetSpec(model="logreg", weights=os.path.join(d, "w.pt"), data=os.path.join(d, "data.npz"),
+    ...                   ids=(3, 7), method="curenewton", weight_decay=0.1, out=os.path.join(d, "out"))
+    >>> summary = run_forget(spec)
+    >>> summary["result"]["method"], sorted(os.listdir(os.path.join(d, "out")))
+    ('curenewton', ['forget.json', 'released.pt'])
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from certunlearn.errors import ConfigError
+from certunlearn.validation import check_nonnegative, check_open_unit, check_positive
+
+__all__ = ["ForgetSpec", "run_forget"]
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetSpec:
+    """What to forget, from which model, with which method.
+
+    Attributes:
+        model: Registered model name (``logreg``, ``mlp``, ``cnn``) or ``"package.module:factory"``.
+        weights: Path of the trained ``state_dict``.
+        data: Path of the training data (``.npz`` / ``.pt`` with ``X``, ``y``).
+        ids: Row ids of ``X`` to forget.
+        method: A post-hoc unlearner name (every registered method except ``hfocu``, which needs
+            statistics recorded during training, and ``coupled-retrain``, which needs the schedule).
+        model_args: Keyword arguments of the factory; for registered models ``in_features`` and
+            ``num_classes`` default to the data's.
+        method_args: Keyword arguments of the method (e.g. ``cubic_reg``, ``iterations``, ``damping``).
+        weight_decay: λ the model was trained with.
+        loss: Per-sample loss name.
+        feature_norm_bound: Public bound on the rows' norm (enables derived constants for ``logreg``).
+        optimality_gap: Public bound on the trained model's gradient norm.
+        epsilon: ε of a noisy release (with ``delta``); None for a noiseless release.
+        delta: δ of a noisy release.
+        noise_sensitivity: User-chosen Δ for noise when no certified bound applies.
+        seed: Seed of the noise (and of minibatches).
+        out: Output directory.
+        save_noiseless: Also write the private noiseless weights.
+    """
+
+    model: str
+    weights: str
+    data: str
+    ids: tuple[int, ...]
+    method: str = "curenewton"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    method_args: dict[str, Any] = field(default_factory=dict)
+    weight_decay: float = 0.0
+    loss: str = "cross_entropy"
+    feature_norm_bound: float | None = None
+    optimality_gap: float | None = None
+    epsilon: float | None = None
+    delta: float | None = None
+    noise_sensitivity: float | None = None
+    seed: int = 0
+    out: str = "certunlearn-forget"
+    save_noiseless: bool = False
+
+    def __post_init__(self) -> None:
+        check_nonnegative("weight_decay", self.weight_decay)
+        if (self.epsilon is None) != (self.delta is None):
+            raise ConfigError("give --epsilon and --delta together (or neither, for a noiseless release)")
+        if self.epsilon is not None:
+            check_positive("epsilon", self.epsilon)
+            check_open_unit("delta", self.delta)
+        if self.method in ("hfocu", "coupled-retrain"):
+            raise ConfigError(
+                f"method {self.method!r} needs what was recorded during training (statistics or the "
+                "schedule); `certunlearn forget` works on a trained model alone: use curenewton, newton, "
+                "damped-newton, pinv-newton, abs-newton, influence, finetune, gradient-ascent or retrain"
+            )
+        if not self.ids:
+            raise ConfigError("no ids to forget")
+
+
+def run_forget(spec: ForgetSpec) -> dict[str, Any]:
+    """Load, unlearn, write ``released.pt`` (and ``noiseless.pt`` on request) and ``forget.json``."""
+    import numpy as np
+    import torch
+
+    from certunlearn.data import read_arrays
+    from certunlearn.models import MODELS, build_model, load_state_dict
+    from certunlearn.unlearn import get_unlearner
+
+    arrays = read_arrays(spec.data)
+    X = torch.as_tensor(np.asarray(arrays["X"]))
+    y = torch.as_tensor(np.asarray(arrays["y"]))
+    if not X.dtype.is_floating_point:
+        X = X.double()
+    kwargs = dict(spec.model_args)
+    if isinstance(kwargs.get("dtype"), str):  # "float64" from the command line
+        dtype = getattr(torch, str(kwargs["dtype"]), None)
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ConfigError(f"model dtype must be a floating torch dtype name, got {kwargs['dtype']!r}")
+        kwargs["dtype"] = dtype
+    if spec.model in MODELS:
+        kwargs.setdefault("in_features", int(np.prod(X.shape[1:])))
+        if spec.loss == "cross_entropy":
+            kwargs.setdefault("num_classes", int(y.max()) + 1)
+    try:
+        model = build_model(spec.model, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"cannot build model {spec.model!r} with {kwargs}: {exc}") from exc
+    first = next(iter(model.parameters()), None)
+    if first is not None:
+        X = X.to(first.dtype)
+    load_state_dict(model, spec.weights)
+    cls = get_unlearner(spec.method)
+    try:
+        unlearner = cls(
+            model, X, y, weight_decay=spec.weight_decay, loss=spec.loss,
+            feature_norm_bound=spec.feature_norm_bound, optimality_gap=spec.optimality_gap,
+            noise_sensitivity=spec.noise_sensitivity, **spec.method_args,
+        )
+    except TypeError as exc:
+        raise ConfigError(f"method {spec.method!r} does not accept these options: {exc}") from exc
+    generator = torch.Generator(device=X.device).manual_seed(spec.seed)
+    result = unlearner.forget(list(spec.ids), epsilon=spec.epsilon, delta=spec.delta, generator=generator)
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(result.params_released, out / "released.pt")
+    if spec.save_noiseless:
+        torch.save(result.params_noiseless, out / "noiseless.pt")
+    summary = {
+        "spec": {**asdict(spec), "ids": list(spec.ids)},
+        "data": {"rows": int(X.shape[0]), "parameters": unlearner.fm.dim},
+        "result": result.summary(),
+    }
+    (out / "forget.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    return summary

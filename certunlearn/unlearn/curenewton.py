@@ -1,0 +1,198 @@
+"""CureNewton: cubic-regularised Newton steps on the remaining-data loss (Bui et al., arXiv 2406.14507).
+
+From the trained θ*, each iteration takes the global minimiser d of the cubic model of the
+remaining-data objective F_R,
+
+    m(d) = gᵀd + ½ dᵀHd + (M/6)‖d‖³,      g = ∇F_R(θ),  H = ∇²F_R(θ),
+
+which exists and is bounded even when H is singular or indefinite (where Newton, pseudo-inverse and
+|eig| Newton explode). A step is **accepted only if the retained loss does not rise above the model's
+prediction**, F_R(θ + d) − F_R(θ) ≤ m(d) ≤ 0; otherwise M doubles and the step is recomputed
+(adaptive M; after an accepted step M halves). With M ≥ the Hessian-Lipschitz constant the cubic
+model majorises F_R, so such a step is always accepted.
+
+g and the HVPs come from all remaining data, or from a seeded minibatch per iteration
+(``batch_size``, the stochastic variant for large data; the acceptance test always uses all remaining
+data). The subproblem is solved exactly (dense H) or by Lanczos (HVPs only).
+
+Certificates: only for strongly convex objectives with public constants, a declared optimality gap,
+full-batch g and H, and the exact solver (docs/theory.md, Theorem 15); otherwise the result is
+uncertified (and may still carry user-chosen noise).
+
+Example:
+    >>> from certunlearn.models import LogisticRegression
+    >>> X = torch.randn(60, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> X = X / X.norm(dim=1, keepdim=True); y = (X[:, 0] > 0).long()
+    >>> res = CureNewton(LogisticRegression(4, 2), X, y, weight_decay=0.1, iterations=3).forget([0, 1])
+    >>> res.extras["retained_loss"] <= res.extras["retained_loss_before"]
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from certunlearn.autodiff.cubic import solve_cubic
+from certunlearn.certify.bounds import Assumptions, Bound, cubic_newton_bound
+from certunlearn.unlearn.base import register_unlearner
+from certunlearn.unlearn.posthoc import PostHocUnlearner
+from certunlearn.validation import check_choice, check_int, check_nonnegative, check_positive
+
+__all__ = ["CureNewton"]
+
+_GROWTH = 2.0
+_EXACT_MAX_DIM = 2000
+
+
+class CureNewton(PostHocUnlearner):
+    """Cubic-regularised Newton unlearning of an already trained model.
+
+    Args:
+        model: The trained model (θ* = its parameters); never modified.
+        X: Training features (ids = rows).
+        y: Training targets.
+        cubic_reg: Initial cubic regularisation M (> 0).
+        adaptive: Double M after a rejected step and halve it after an accepted one.
+        iterations: Maximum number of accepted steps.
+        solver: ``exact`` (dense Hessian), ``lanczos`` (HVPs only) or ``auto`` (exact up to
+            2000 parameters).
+        max_krylov_dim: Largest Krylov dimension of the Lanczos solver.
+        krylov_tol: Relative tolerance on the model decrease that stops Lanczos.
+        batch_size: If set, g and H are estimated on a fresh minibatch of the remaining data at every
+            iteration (stochastic variant; never certified).
+        max_trials: Rejected steps allowed in total before giving up.
+        grad_tol: Stop when ‖∇F_R(θ)‖ ≤ this.
+        **kwargs: :class:`~certunlearn.unlearn.posthoc.PostHocUnlearner` options (``weight_decay``,
+            ``loss``, ``assumptions``, ``feature_norm_bound``, ``optimality_gap``,
+            ``noise_sensitivity``, ``calibration``, ``ledger``).
+    """
+
+    name = "curenewton"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        X: Tensor,
+        y: Tensor,
+        *,
+        cubic_reg: float = 1.0,
+        adaptive: bool = True,
+        iterations: int = 1,
+        solver: str = "auto",
+        max_krylov_dim: int = 50,
+        krylov_tol: float = 1e-8,
+        batch_size: int | None = None,
+        max_trials: int = 40,
+        grad_tol: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        self.cubic_reg = check_positive("cubic_reg", cubic_reg)
+        self.adaptive = bool(adaptive)
+        self.iterations = check_int("iterations", iterations, minimum=1)
+        self.solver = check_choice("solver", solver, ("auto", "exact", "lanczos"))
+        self.max_krylov_dim = check_int("max_krylov_dim", max_krylov_dim, minimum=1)
+        self.krylov_tol = check_positive("krylov_tol", krylov_tol)
+        self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, minimum=1)
+        self.max_trials = check_int("max_trials", max_trials, minimum=0)
+        self.grad_tol = check_nonnegative("grad_tol", grad_tol)
+        super().__init__(model, X, y, **kwargs)
+        self.method_ = (
+            ("exact" if self.fm.dim <= _EXACT_MAX_DIM else "lanczos") if self.solver == "auto" else self.solver
+        )
+
+    # ------------------------------------------------------------------ certificate
+    def _hessian_lipschitz(self) -> float | None:
+        a = self.assumptions_
+        return None if a is None else a.hessian_lipschitz
+
+    def max_cubic_reg(self) -> float:
+        """M̄, the largest M any accepted step can use (public): max(M₀, 2·M_H) when adaptive."""
+        lipschitz = self._hessian_lipschitz()
+        if self.adaptive and lipschitz is not None:
+            return max(self.cubic_reg, _GROWTH * lipschitz)
+        return self.cubic_reg
+
+    def _certifying(self) -> bool:
+        return (self.assumptions_ is not None and self._hessian_lipschitz() is not None
+                and self.batch_size is None and self.method_ == "exact")
+
+    def _method_bound(self, m: int, assumptions: Assumptions, gap: float) -> Bound | None:
+        return cubic_newton_bound(n=self.n, m=m, assumptions=assumptions, cubic_reg=self.max_cubic_reg(),
+                                  iterations=self.iterations, optimality_gap=gap)
+
+    # ------------------------------------------------------------------ the steps
+    def _estimates(self, theta: Tensor, keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Any, Tensor | None, int]:
+        """g, v ↦ Hv, the dense H (exact solver) and the number of rows they used."""
+        rows = torch.nonzero(keep).flatten()
+        if self.batch_size is not None and self.batch_size < rows.numel():
+            pick = torch.randperm(rows.numel(), generator=generator, device="cpu")[: self.batch_size]
+            rows = rows[pick.to(rows.device)]
+        X, y, count = self.X[rows], self.y[rows], rows.numel()
+        g = self.fm.objective_grad(theta, X, y, normalizer=count, weight_decay=self.weight_decay).detach()
+        hvp = self.fm.hvp_fn(theta, X, y, normalizer=count, weight_decay=self.weight_decay)
+        H = None
+        if self.method_ == "exact":
+            H = self.fm.dense_hessian(theta, X, y, normalizer=count, weight_decay=self.weight_decay).detach()
+        return g, hvp, H, count
+
+    def _unlearn(self, deleted: list[int], keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, Any], tuple[str, ...]]:
+        del deleted
+        certifying = self._certifying()
+        lipschitz = self._hessian_lipschitz()
+        theta = self.theta_star.clone()
+        M = self.cubic_reg
+        loss_before = float(self.objective(theta, keep))
+        accepted = trials = hvps = 0
+        history: list[dict[str, float | bool]] = []
+        stop = False
+        for _ in range(self.iterations):
+            g, hvp, H, _count = self._estimates(theta, keep, generator)
+            if float(g.norm()) <= self.grad_tol:
+                break
+            f0 = float(self.objective(theta, keep))
+            while True:
+                step = solve_cubic(g, hvp, M, method=self.method_, hessian=H,
+                                   max_krylov_dim=self.max_krylov_dim, tol=self.krylov_tol)
+                hvps += step.hvp_count
+                trials += 1
+                predicted = -step.model_decrease  # m(d) ≤ 0
+                actual = float(self.objective(theta + step.step, keep)) - f0
+                slack = 1e-12 * max(1.0, abs(f0))
+                majorised = certifying and lipschitz is not None and M >= lipschitz
+                ok = actual <= predicted + slack or (majorised and actual <= slack)
+                history.append({"cubic_reg": M, "predicted_change": predicted, "actual_change": actual,
+                                "accepted": ok, "step_norm": float(step.step.norm()),
+                                "alpha": step.alpha})
+                if ok:
+                    theta = theta + step.step
+                    accepted += 1
+                    if self.adaptive:
+                        M = M / _GROWTH
+                    break
+                if not self.adaptive or trials - accepted >= self.max_trials:
+                    stop = True
+                    break
+                M *= _GROWTH
+            if stop:
+                break
+        reasons: list[str] = []
+        if self.batch_size is not None:
+            reasons.append("stochastic (minibatch) gradient and Hessian estimates")
+        if self.method_ != "exact":
+            reasons.append("the Lanczos solution of the cubic subproblem is approximate")
+        if accepted == 0:
+            reasons.append("no cubic step was accepted: the model is returned unchanged")
+        largest = max((float(h["cubic_reg"]) for h in history if h["accepted"]), default=0.0)
+        if certifying and largest > self.max_cubic_reg() * (1 + 1e-12):
+            reasons.append("the adaptive M exceeded the public cap of the bound")
+        extras: dict[str, Any] = {
+            "solver": self.method_, "accepted_steps": accepted, "trials": trials, "hvp_count": hvps,
+            "final_cubic_reg": M, "retained_loss_before": loss_before, "history": history,
+        }
+        return theta, extras, tuple(reasons)
+
+
+register_unlearner(CureNewton.name, CureNewton)

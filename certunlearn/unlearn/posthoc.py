@@ -1,0 +1,274 @@
+"""Unlearning an already trained model: the remaining-data objective and the common ``forget`` flow.
+
+The Newton family, fine-tuning, gradient ascent and the retrain oracle all start from a trained model
+θ* (the module's current parameters) and the data it was trained on, and target the **remaining-data
+objective**
+
+    F_R(θ) = (1/|R|) Σ_{i∈R} loss(f_θ(x_i), y_i) + (λ/2)‖θ‖²,      R = all ids minus the deleted ones.
+
+Every request is computed from θ* for the **cumulative** deleted set (as for HF-OCU), so successive
+requests never compound approximation errors, and each release draws fresh noise. A method certifies
+only through a bound of :mod:`certunlearn.certify.bounds` whose assumptions hold: for softmax
+regression with a public feature bound and a declared optimality gap they are derived; otherwise the
+result is uncertified and may still get user-chosen noise (``noise_sensitivity``).
+
+Example:
+    >>> from certunlearn.models import LogisticRegression
+    >>> from certunlearn.unlearn.newton import NewtonStep
+    >>> X = torch.randn(40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> y = (X[:, 0] > 0).long()
+    >>> res = NewtonStep(LogisticRegression(3, 2), X, y, weight_decay=0.1).forget([0, 5])
+    >>> res.certified, sorted(res.params_noiseless)
+    (False, ['linear.bias', 'linear.weight'])
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from certunlearn.autodiff.functional import FunctionalModel
+from certunlearn.certify.bounds import Assumptions, Bound, softmax_regression_assumptions
+from certunlearn.certify.ledger import Ledger
+from certunlearn.errors import AssumptionError, ConfigError, SampleIdError, UnlearningError
+from certunlearn.models import LogisticRegression
+from certunlearn.train.sgd import check_sample_ids, prepare_data
+from certunlearn.unlearn.base import Unlearner, UnlearnResult
+from certunlearn.unlearn.release import make_release
+from certunlearn.validation import check_choice, check_nonnegative, check_open_unit, check_positive
+
+__all__ = ["PostHocUnlearner"]
+
+
+class PostHocUnlearner(Unlearner):
+    """Base of the unlearners that start from a trained model (θ* = the module's parameters).
+
+    Args:
+        model: The trained model; never modified.
+        X: Training features (ids are the row indices 0..n-1).
+        y: Training targets.
+        weight_decay: λ of the objective the model was trained on.
+        loss: Per-sample loss name (``cross_entropy`` or ``mse``).
+        assumptions: Declared constants (λ, β, M, G) for a certificate.
+        feature_norm_bound: Public bound on every row's norm; with a :class:`LogisticRegression`
+            and cross-entropy the constants are then derived.
+        optimality_gap: Public bound γ ≥ ‖∇F_S(θ*)‖ guaranteed by training; the measured value is
+            checked against it. Without it no Newton-family bound applies.
+        noise_sensitivity: User-chosen Δ for noise when no certified bound applies (uncertified).
+        calibration: ``analytic`` or ``classical``.
+        ledger: Optional budget ledger.
+    """
+
+    name = "posthoc"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        X: Tensor,
+        y: Tensor,
+        *,
+        weight_decay: float = 0.0,
+        loss: str = "cross_entropy",
+        assumptions: Assumptions | None = None,
+        feature_norm_bound: float | None = None,
+        optimality_gap: float | None = None,
+        noise_sensitivity: float | None = None,
+        calibration: str = "analytic",
+        ledger: Ledger | None = None,
+    ) -> None:
+        self.model = model
+        self.weight_decay = check_nonnegative("weight_decay", weight_decay)
+        self.fm = FunctionalModel(model, loss=loss)
+        self.X, self.y = prepare_data(self.fm, X, y)
+        self.n = int(self.X.shape[0])
+        if self.n < 2:
+            raise ConfigError("need at least two training rows")
+        self.theta_star = self.fm.theta0.detach().clone()
+        self.assumptions = assumptions
+        self.feature_norm_bound = (
+            None if feature_norm_bound is None else check_positive("feature_norm_bound", feature_norm_bound)
+        )
+        self.optimality_gap = (
+            None if optimality_gap is None else check_nonnegative("optimality_gap", optimality_gap)
+        )
+        self.noise_sensitivity = (
+            None if noise_sensitivity is None else check_positive("noise_sensitivity", noise_sensitivity)
+        )
+        self.calibration = check_choice("calibration", calibration, ("analytic", "classical"))
+        self.ledger = ledger
+        self.deleted_: tuple[int, ...] = ()
+        self.current_ = self.theta_star.clone()
+        self.assumptions_, self.assumption_problems_ = self._resolve_assumptions()
+
+    # ------------------------------------------------------------------ objective
+    def keep_mask(self, deleted: Iterable[int]) -> Tensor:
+        """Boolean mask of the remaining rows."""
+        keep = torch.ones(self.n, dtype=torch.bool, device=self.X.device)
+        idx = torch.as_tensor(list(deleted), dtype=torch.long, device=self.X.device)
+        keep[idx] = False
+        return keep
+
+    def objective(self, theta: Tensor, keep: Tensor) -> Tensor:
+        """F_R(θ): mean loss over the rows in ``keep`` plus (λ/2)‖θ‖²."""
+        count = int(keep.sum())
+        return self.fm.objective(theta, self.X[keep], self.y[keep], normalizer=count,
+                                 weight_decay=self.weight_decay)
+
+    def gradient(self, theta: Tensor, keep: Tensor) -> Tensor:
+        """∇F_R(θ)."""
+        count = int(keep.sum())
+        return self.fm.objective_grad(theta, self.X[keep], self.y[keep], normalizer=count,
+                                      weight_decay=self.weight_decay).detach()
+
+    def hvp_fn(self, theta: Tensor, keep: Tensor) -> Any:
+        """v ↦ ∇²F_R(θ) v (forward-over-reverse)."""
+        count = int(keep.sum())
+        return self.fm.hvp_fn(theta, self.X[keep], self.y[keep], normalizer=count,
+                              weight_decay=self.weight_decay)
+
+    def hessian(self, theta: Tensor, keep: Tensor) -> Tensor:
+        """Dense ∇²F_R(θ) ``[d, d]`` (small models only)."""
+        count = int(keep.sum())
+        return self.fm.dense_hessian(theta, self.X[keep], self.y[keep], normalizer=count,
+                                     weight_decay=self.weight_decay).detach()
+
+    def state(self, theta: Tensor) -> dict[str, Tensor]:
+        """Flat parameters → state dict (buffers included), keyed like ``model.state_dict()``."""
+        out = dict(self.fm.buffers)
+        out.update(self.fm.layout.unflatten(theta))
+        return out
+
+    # ------------------------------------------------------------------ certificates
+    def _resolve_assumptions(self) -> tuple[Assumptions | None, tuple[str, ...]]:
+        if self.assumptions is not None:
+            return self.assumptions, ()
+        if not (isinstance(self.model, LogisticRegression) and self.fm.loss_name == "cross_entropy"):
+            return None, ("no assumptions declared for this model (pass assumptions=Assumptions(...)); "
+                          "constants are derived only for LogisticRegression with cross-entropy",)
+        if self.feature_norm_bound is None:
+            return None, ("feature_norm_bound not given: the constants cannot be derived from public numbers",)
+        measured = float(self.X.flatten(1).norm(dim=1).max())
+        if measured > self.feature_norm_bound * (1 + 1e-12):
+            return None, (f"a training row has norm {measured:.6g} > feature_norm_bound {self.feature_norm_bound:g}",)
+        if self.weight_decay <= 0:
+            return None, ("weight_decay = 0: the objective is not strongly convex",)
+        x = self.feature_norm_bound
+        g_ce = math.sqrt(2.0) * math.sqrt(x * x + 1.0)
+        gap = self.optimality_gap or 0.0
+        try:  # ‖θ*‖ ≤ (G_CE + γ)/λ for a γ-stationary point (docs/theory.md §7.2)
+            derived = softmax_regression_assumptions(
+                feature_norm_bound=x, weight_decay=self.weight_decay,
+                init_norm=(g_ce + gap) / self.weight_decay,
+            )
+        except AssumptionError as exc:
+            return None, (str(exc),)
+        return derived, ()
+
+    def _gap_problems(self) -> tuple[str, ...]:
+        if self.optimality_gap is None:
+            return ("optimality_gap not declared: the Newton-family bounds need a public bound on "
+                    "||grad F_S(theta*)|| guaranteed by training",)
+        measured = float(self.gradient(self.theta_star, self.keep_mask([])).norm())
+        if measured > self.optimality_gap * (1 + 1e-9) + 1e-15:
+            return (f"the trained model's gradient norm {measured:.3g} exceeds the declared "
+                    f"optimality_gap {self.optimality_gap:g}",)
+        return ()
+
+    def bound(self, m: int) -> tuple[Bound | None, tuple[str, ...]]:
+        """The Δ bound for a cumulative deletion of m ids, or (None, reasons)."""
+        if self.assumptions_ is None:
+            return None, self.assumption_problems_
+        problems = self._gap_problems()
+        if problems:
+            return None, problems
+        return self._method_bound(m, self.assumptions_, float(self.optimality_gap)), ()  # type: ignore[arg-type]
+
+    def _method_bound(self, m: int, assumptions: Assumptions, gap: float) -> Bound | None:
+        """Method-specific bound; the default is none (the method is not certified)."""
+        del m, assumptions, gap
+        return None
+
+    # ------------------------------------------------------------------ forgetting
+    @abc.abstractmethod
+    def _unlearn(self, deleted: list[int], keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, Any], tuple[str, ...]]:
+        """Return (θ̄ from θ* for the cumulative deleted set, extras, reasons it is not certifiable)."""
+
+    def forget(
+        self,
+        ids: Iterable[int],
+        *,
+        epsilon: float | None = None,
+        delta: float | None = None,
+        generator: torch.Generator | None = None,
+        request_id: str | None = None,
+        dry_run: bool = False,
+    ) -> UnlearnResult:
+        """Forget ``ids`` (on top of earlier requests) and release the result.
+
+        Args:
+            ids: Ids to forget now (distinct, known, not forgotten before).
+            epsilon: ε of a noisy release; None gives a noiseless, uncertified release.
+            delta: δ of a noisy release, in (0, 1).
+            generator: Source of noise (and of minibatches for stochastic methods).
+            request_id: Ledger identifier.
+            dry_run: Compute the release but change nothing.
+
+        Returns:
+            :class:`UnlearnResult`. On any error nothing changes.
+        """
+        if (epsilon is None) != (delta is None):
+            raise ConfigError("give epsilon and delta together (or neither, for a noiseless release)")
+        if epsilon is not None:
+            epsilon = check_positive("epsilon", epsilon)
+            delta = check_open_unit("delta", delta)
+        request = check_sample_ids(ids, self.n)
+        if not request:
+            raise SampleIdError("no sample ids to forget")
+        again = sorted(set(request) & set(self.deleted_))
+        if again:
+            raise SampleIdError(f"sample ids already forgotten: {again[:10]}")
+        cumulative = sorted(self.deleted_ + tuple(request))
+        if len(cumulative) >= self.n:
+            raise SampleIdError("cannot forget every training sample")
+        started = time.perf_counter()
+        keep = self.keep_mask(cumulative)
+        theta, extras, not_certifiable = self._unlearn(cumulative, keep, generator)
+        if not bool(torch.isfinite(theta).all()):
+            raise UnlearningError(f"{self.name} produced non-finite parameters; nothing was changed")
+        bound, problems = self.bound(len(cumulative))
+        if not_certifiable and bound is not None and bound.status != "uncertified":
+            bound = Bound(bound.name, math.inf, "uncertified", bound.assumptions,
+                          bound.violations + not_certifiable, None)
+        if bound is None and not_certifiable:
+            problems = problems + not_certifiable
+        if bound is None and not problems:
+            problems = (f"{self.name} has no proven error bound",)
+        extras.setdefault("step_norm", float((theta - self.theta_star).norm()))
+        extras["retained_loss"] = float(self.objective(theta, keep))
+        result = make_release(
+            method=self.name, request=request, previous=self.deleted_, noiseless=theta, bound=bound,
+            problems=problems, epsilon=epsilon, delta=delta, state=self.state,
+            noise_sensitivity=self.noise_sensitivity, calibration=self.calibration,
+            generator=generator, ledger=self.ledger, dry_run=dry_run, request_id=request_id,
+            model_before=self.current_, extras=extras, started=started,
+        )
+        if not dry_run:
+            self.deleted_ = self.deleted_ + tuple(request)
+            self.current_ = theta
+        return result
+
+    @property
+    def deleted_ids(self) -> tuple[int, ...]:
+        """Ids forgotten so far, in request order."""
+        return self.deleted_
+
+    def _rows(self, ids: list[int]) -> tuple[Tensor, Tensor]:
+        index = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.X.device)
+        return self.X[index], self.y[index]
