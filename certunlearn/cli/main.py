@@ -62,7 +62,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Directory for summary.json.")] = Path("certunlearn-demo"),
     epsilon: Annotated[float, typer.Option(help="Epsilon of the certified release.")] = 1.0,
     delta: Annotated[float, typer.Option(help="Delta of the certified release.")] = 1e-5,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of split, schedule, forget set and noise.")] = 0,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal).")] = None,
 ) -> None:
