@@ -335,8 +335,8 @@ def second_order_sgd_bound(
 
     With D_t the first-order bound on ‖w^{-U}_t − w_t‖ (D_0 = 0, D_{t+1} = c_t D_t + η_t m_t G/|B_t|),
     the approximation error e_t = (w^{-U}_t − w_t) − a^U_t obeys
-    ``‖e_{t+1}‖ ≤ (1 − η_t λ) ‖e_t‖ + η_t [ m_t β D_t/|B_t| + (1 − m_t/|B_t|) (M/2) D_t² ]``,
-    so the error is O(D²) + O(m β D/|B|) instead of O(D). The returned value is
+    ``‖e_{t+1}‖ ≤ (1 − η_t λ) ‖e_t‖ + η_t [ m_t β D_t/|B_t| + (1 − m_t/|B_t|) min((M/2) D_t², (β − λ) D_t) ]``,
+    so the error is O(D²) + O(m β D/|B|) instead of O(D); the value is non-decreasing in the counts. The returned value is
     min(this bound, 2S): both are proven, so their minimum is too.
 
     Needs convex per-sample losses with a declared Hessian-Lipschitz constant M, step sizes
@@ -370,7 +370,8 @@ def second_order_sgd_bound(
     s = float(factors[-1] * d[-1] + injections[-1]) if lrs.size else 0.0
     beta, lam, M = assumptions.smoothness, assumptions.strong_convexity, float(assumptions.hessian_lipschitz)
     frac = counts / sizes
-    forcing = lrs * (frac * beta * d + (1.0 - frac) * 0.5 * M * d * d)
+    remainder = np.minimum(0.5 * M * d * d, (beta - lam) * d)  # Lemma 11: both bound ‖r_i‖
+    forcing = lrs * (frac * beta * d + (1.0 - frac) * remainder)
     rho = np.maximum(1.0 - lrs * lam, np.finfo(float).tiny)
     second = _propagated_sum(forcing, rho)
     value = min(second, 2.0 * s)

@@ -114,12 +114,15 @@ def deletion_capacity(
     previous = 0.0
     for m in range(1, m_max + 1):
         value = float(sensitivity(m))
-        if not math.isfinite(value) or value <= 0:
+        if not math.isfinite(value) or value < 0:
             break
         if value < previous:
             raise ConfigError(f"sensitivity(m) must be non-decreasing; it fell at m={m}")
         previous = value
-        sigma = gaussian_sigma(epsilon=epsilon, delta=delta, sensitivity=value, method=calibration)
+        sigma = (
+            gaussian_sigma(epsilon=epsilon, delta=delta, sensitivity=value, method=calibration)
+            if value > 0 else 0.0  # Δ = 0: the release equals the reference, no noise needed
+        )
         risk = g * value + 0.5 * beta * (value * value + dim * sigma * sigma)
         ms.append(m)
         deltas.append(value)
@@ -154,7 +157,7 @@ def hfocu_worst_case_sensitivity(
     ``order="second"``: min(Ē(m), 2 S̄(m)), where Ē(m) bounds Theorem 12's E for every placement:
     with D̄_t = m Σ_epochs max_{r∈epoch, r<t} (η_r G/|B_r|) Π_{s=r+1}^{t−1} c̄_s ≥ D_t and
     P_t = Π_{s>t} (1 − η_s λ),
-    ``Ē(m) = Σ_t η_t (M/2) D̄_t² P_t + m Σ_epochs max_{t∈epoch} η_t β D̄_t P_t/|B_t|``.
+    ``Ē(m) = Σ_t η_t min((M/2) D̄_t², (β−λ) D̄_t) P_t + m Σ_epochs max_{t∈epoch} η_t β D̄_t P_t/|B_t|``.
     Needs the Hessian-Lipschitz constant M and no projection.
 
     Convex losses with η_t ≤ 2/(λ+β) only.
@@ -174,6 +177,8 @@ def hfocu_worst_case_sensitivity(
         raise ConfigError(f"order must be 'first' or 'second', got {order!r}")
     if not assumptions.convex:
         raise ConfigError("the worst-case HF-OCU sensitivity is proven for convex losses only")
+    if assumptions.source == "estimated":
+        raise ConfigError("constants estimated from the private training data cannot back a proven capacity")
     lam, beta, G = assumptions.strong_convexity, assumptions.smoothness, assumptions.gradient_bound
     if lrs.max() > 2.0 / (lam + beta):
         raise ConfigError(f"step size {lrs.max():g} exceeds 2/(lambda+beta) = {2.0 / (lam + beta):g}")
@@ -203,7 +208,8 @@ def hfocu_worst_case_sensitivity(
         rho = np.maximum(1.0 - lrs * lam, np.finfo(float).tiny)
         log_rho = np.log(rho)
         tail = np.exp(np.concatenate([np.cumsum(log_rho[::-1])[::-1][1:], [0.0]]))  # Π_{s>t} ρ_s
-        quadratic = float(np.sum(lrs * 0.5 * M * d_bar**2 * tail))
+        remainder = np.minimum(0.5 * M * d_bar**2, (beta - lam) * d_bar)  # Lemma 11
+        quadratic = float(np.sum(lrs * remainder * tail))
         linear = lrs * beta * d_bar * tail / sizes
         per_epoch = [linear[a:b].max() for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
         return quadratic + m * float(np.sum(per_epoch))

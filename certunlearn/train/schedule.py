@@ -210,31 +210,6 @@ class ScheduleIndex:
         """The steps (sorted) whose batch contains ``sample_id``."""
         return self._steps_by_id[self._offsets[sample_id] : self._offsets[sample_id + 1]]
 
-    def epoch_lengths(self) -> list[int]:
-        """Lengths of consecutive runs of steps in which no sample id occurs twice (greedy).
-
-        For a schedule built by :meth:`build` these are the epochs. Whatever the schedule, a deleted
-        id counts at most once in each run, which is what worst-case bounds over placements need.
-
-        Example:
-            >>> from certunlearn.train.config import SGDConfig
-            >>> s = Schedule.build(n_samples=5, config=SGDConfig(epochs=3, batch_size=2, lr=1.0))
-            >>> s.epoch_lengths()
-            [3, 3, 3]
-        """
-        lengths: list[int] = []
-        seen: set[int] = set()
-        run = 0
-        for step in self.steps:
-            if seen.intersection(step.ids):
-                lengths.append(run)
-                seen, run = set(), 0
-            seen.update(step.ids)
-            run += 1
-        if run:
-            lengths.append(run)
-        return lengths
-
     def deletion_counts(self, ids: Iterable[int]) -> np.ndarray:
         """m_t = |U ∩ B_t| for every step, int64 ``[T]`` (ids must be valid and distinct)."""
         ids = np.asarray(list(ids), dtype=np.int64)

@@ -109,7 +109,7 @@ def make_release(
     if ledger is not None and not dry_run:
         ledger.check(count=count, sensitivity=sensitivity, certified=certified, epsilon=epsilon, delta=delta)
     sigma = 0.0
-    if sensitivity is not None:
+    if sensitivity is not None and sensitivity > 0:  # Δ = 0: identical to the reference, no noise needed
         sigma = gaussian_sigma(epsilon=epsilon, delta=delta, sensitivity=sensitivity, method=calibration)  # type: ignore[arg-type]
     released = noiseless + gaussian_noise_like(noiseless, sigma, generator)
     cumulative = tuple(previous) + tuple(request)
@@ -125,8 +125,8 @@ def make_release(
         status=status if (sensitivity is not None or status == "uncertified") else "uncertified",
         assumptions=assumptions,
         reasons=reasons,
-        epsilon=epsilon if sigma > 0 else None,
-        delta=delta if sigma > 0 else None,
+        epsilon=epsilon if (sigma > 0 or certified) else None,
+        delta=delta if (sigma > 0 or certified) else None,
         calibration=calibration if sigma > 0 else "none",
         noise_only_sigma=noise_only_sigma,
         elapsed_s=time.perf_counter() - started,
