@@ -79,14 +79,18 @@ def cubic_model(g: Tensor, hvp: HVP, M: float, d: Tensor) -> float:
 def _secular_solution(
     lam: np.ndarray, gt: np.ndarray, M: float
 ) -> tuple[np.ndarray, float, bool]:
-    """Minimise Σ gt_i y_i + ½ Σ λ_i y_i² + (M/6)‖y‖³ in the eigenbasis; returns (y, α, hard_case)."""
+    """Minimise Σ gt_i y_i + ½ Σ λ_i y_i² + (M/6)‖y‖³ in the eigenbasis; returns (y, α, hard_case).
+
+    Every threshold is relative to the problem's own scale, so rescaling (g, H, M) → (cg, cH, cM)
+    rescales nothing but the answer's units.
+    """
     g_norm = float(np.linalg.norm(gt))
     lam1 = float(lam[0])
-    scale = max(1.0, float(np.abs(lam).max()), math.sqrt(M * g_norm))
+    scale = max(float(np.abs(lam).max()), math.sqrt(M * g_norm))
+    if scale == 0.0 or (g_norm == 0.0 and lam1 >= 0.0):
+        return np.zeros_like(gt), 0.0, False
     low = max(0.0, -lam1)
     tiny = 1e-13 * scale
-    if g_norm == 0.0 and lam1 >= 0.0:
-        return np.zeros_like(gt), 0.0, False
 
     def y_of(alpha: float) -> np.ndarray:
         return -gt / (lam + alpha)
@@ -94,27 +98,32 @@ def _secular_solution(
     def psi(s: float) -> float:  # decreasing in s = α − low on (0, ∞)
         return float(np.linalg.norm(y_of(low + s))) - 2.0 * (low + s) / M
 
-    if psi(tiny) > 0.0:
-        hi = tiny
-        while psi(hi) > 0.0:
-            hi *= 2.0
-            if not math.isfinite(hi):
-                raise InputError("cubic subproblem: could not bracket the secular equation")
-        # psi(hi / 2) > 0 >= psi(hi): the loop doubled at least once
-        s = brentq(psi, hi / 2.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
-        alpha = low + s
-        return y_of(alpha), alpha, False
-    # Hard case (or numerically so): the root sits at α = low. Solve on the eigenvalues above λ₁ and
-    # fill the missing length along the bottom eigenvector(s).
-    alpha = low
-    shifted = lam + alpha
-    easy = shifted > tiny
-    y = np.zeros_like(gt)
-    y[easy] = -gt[easy] / shifted[easy]
-    target = 2.0 * alpha / M
-    tau = math.sqrt(max(target * target - float(y @ y), 0.0))
-    y[0] = tau if gt[0] <= 0.0 else -tau  # the sign that does not increase gᵀd
-    return y, alpha, True
+    if lam1 > tiny:  # positive definite: ψ(0) = ‖H⁻¹g‖ > 0, the root may be arbitrarily close to 0
+        lo = 0.0
+    elif psi(tiny) > 0.0:
+        lo = tiny
+    else:
+        # Hard case (or numerically so): the root sits at α = low. Solve on the eigenvalues above λ₁
+        # and fill the missing length along the bottom eigenvector.
+        alpha = low
+        shifted = lam + alpha
+        easy = shifted > tiny
+        y = np.zeros_like(gt)
+        y[easy] = -gt[easy] / shifted[easy]
+        if easy[0]:  # nothing to fill: the bottom direction is an ordinary one
+            return y, alpha, False
+        target = 2.0 * alpha / M
+        tau = math.sqrt(max(target * target - float(y @ y), 0.0))
+        y[0] = tau if gt[0] <= 0.0 else -tau  # the sign that does not increase gᵀd
+        return y, alpha, True
+    hi = max(lo, tiny)
+    while psi(hi) > 0.0:
+        lo, hi = hi, 2.0 * hi
+        if not math.isfinite(hi):
+            raise InputError("cubic subproblem: could not bracket the secular equation")
+    s = brentq(psi, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+    alpha = low + s
+    return y_of(alpha), alpha, False
 
 
 def _exact(g: Tensor, hvp: HVP, M: float, hessian: Tensor | None) -> CubicStep:
@@ -145,7 +154,7 @@ def _lanczos(g: Tensor, hvp: HVP, M: float, max_dim: int, tol: float) -> CubicSt
     betas: list[float] = []
     previous = None
     y = np.zeros(1)
-    alpha = value = 0.0
+    alpha = value = t_norm = 0.0
     count = 0
     for j in range(min(max_dim, g.numel())):
         w = hvp(basis[j])
@@ -164,8 +173,9 @@ def _lanczos(g: Tensor, hvp: HVP, M: float, max_dim: int, tol: float) -> CubicSt
         y = Qt @ z
         value = float(rhs @ y + 0.5 * y @ T @ y + (M / 6.0) * np.linalg.norm(y) ** 3)
         b = float(w.norm())
+        t_norm = max(t_norm, abs(a), b)
         converged = previous is not None and abs(value - previous) <= tol * abs(value)
-        if converged or b <= 1e-12 * max(1.0, abs(a)):
+        if converged or b <= 1e-12 * t_norm:  # relative: an invariant subspace was found
             break
         previous = value
         betas.append(b)

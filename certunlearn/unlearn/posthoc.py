@@ -141,8 +141,8 @@ class PostHocUnlearner(Unlearner):
 
     def state(self, theta: Tensor) -> dict[str, Tensor]:
         """Flat parameters → state dict (buffers included), keyed like ``model.state_dict()``."""
-        out = dict(self.fm.buffers)
-        out.update(self.fm.layout.unflatten(theta))
+        out = {name: value.clone() for name, value in self.fm.buffers.items()}
+        out.update({name: value.clone() for name, value in self.fm.layout.unflatten(theta).items()})
         return out
 
     # ------------------------------------------------------------------ certificates
@@ -155,11 +155,11 @@ class PostHocUnlearner(Unlearner):
         if self.feature_norm_bound is None:
             return None, ("feature_norm_bound not given: the constants cannot be derived from public numbers",)
         measured = float(self.X.flatten(1).norm(dim=1).max())
-        if measured > self.feature_norm_bound * (1 + 1e-12):
+        x = self.feature_norm_bound
+        if measured > x * (1.0 + 4.0 * torch.finfo(self.fm.dtype).eps):  # rounding of clipped rows (§5.5)
             return None, (f"a training row has norm {measured:.6g} > feature_norm_bound {self.feature_norm_bound:g}",)
         if self.weight_decay <= 0:
             return None, ("weight_decay = 0: the objective is not strongly convex",)
-        x = self.feature_norm_bound
         g_ce = math.sqrt(2.0) * math.sqrt(x * x + 1.0)
         gap = self.optimality_gap or 0.0
         try:  # ‖θ*‖ ≤ (G_CE + γ)/λ for a γ-stationary point (docs/theory.md §7.2)
