@@ -367,7 +367,7 @@ def second_order_sgd_bound(
     d = np.zeros_like(lrs)
     for t in range(1, lrs.size):
         d[t] = factors[t - 1] * d[t - 1] + injections[t - 1]
-    s = float(factors[-1] * d[-1] + injections[-1]) if lrs.size else 0.0
+    s = _propagated_sum(injections, factors)  # the same 2S bits as coupled_sgd_bound
     beta, lam, M = assumptions.smoothness, assumptions.strong_convexity, float(assumptions.hessian_lipschitz)
     frac = counts / sizes
     remainder = np.minimum(0.5 * M * d * d, (beta - lam) * d)  # Lemma 11: both bound ‖r_i‖

@@ -201,7 +201,7 @@ class HFOCU(Unlearner):
                 stacklevel=3,
             )
             bound, source = measured, "estimated"
-        elif measured > bound * (1 + 1e-12):
+        elif measured > bound * (1.0 + 4.0 * torch.finfo(fm.dtype).eps):  # rounding of clipped rows (§5.5)
             problems.append(f"a training row has norm {measured:.6g} > feature_norm_bound {bound:g}")
         try:
             derived = softmax_regression_assumptions(
@@ -317,7 +317,8 @@ class HFOCU(Unlearner):
             bound=self._bound_from_counts(counts), problems=self.assumption_problems_,
             epsilon=epsilon, delta=delta, state=self._state, noise_sensitivity=self.noise_sensitivity,
             calibration=self.calibration, generator=generator, ledger=self.ledger, dry_run=dry_run,
-            request_id=request_id, model_before=self.theta_ + self.sum_a_, started=started,
+            request_id=request_id, started=started,
+            model_before=None if self.ledger is None else self.theta_ + self.sum_a_,
         )
         if dry_run:
             return result

@@ -86,7 +86,8 @@ class HFOCURecorder:
         weight_decay: λ of the training loss (part of every ℓ_i, hence of H_t and ∇ℓ_u).
         block_rows: Rows processed at once (memory ↔ speed); None = all rows in one block.
         vmap_chunk: ``chunk_size`` of the vmapped HVP. Default 256: one vmap over thousands of
-            tangents is cache-bound and measured 5-7x slower on CPU (softmax regression, MLP on digits).
+            tangents can be cache-bound (measured 7x slower with 2 CPU threads on digits softmax
+            regression, no difference with one thread; see docs/performance.md).
     """
 
     def __init__(

@@ -43,6 +43,9 @@ _DATA_FILE = "statistics.bin"
 _META_FILE = "statistics.json"
 
 
+_SUM_BLOCK = 256  # rows gathered at once by sum_rows
+
+
 class StatisticsStore:
     """Rows a_u for a fixed set of tracked sample ids.
 
@@ -165,8 +168,15 @@ class StatisticsStore:
         """Σ of the given rows, ``[d]`` in ``dtype`` (the O(m·d) HF-OCU deletion)."""
         target = device or self._data.device
         if len(rows) == 1:
-            return self._data[int(rows[0])].to(device=target, dtype=dtype, copy=True)
-        return self.gather(rows, dtype=dtype, device=target).sum(dim=0)
+            total = self._data[int(rows[0])].to(device=target, dtype=dtype, copy=True)
+        else:  # blocks of rows: memory O(block·d), not O(m·d)
+            total = torch.zeros(self.dim, dtype=dtype, device=target)
+            for start in range(0, len(rows), _SUM_BLOCK):
+                total += self.gather(rows[start : start + _SUM_BLOCK], dtype=dtype, device=target).sum(dim=0)
+        if self._memmap is not None:  # drop the pages just read: resident memory stays bounded
+            for row in rows:
+                self.release(int(row), int(row) + 1)
+        return total
 
     def save(self, directory: str | Path) -> Path:
         """Write the rows and their ids into ``directory`` (``statistics.bin`` + ``statistics.json``)."""
