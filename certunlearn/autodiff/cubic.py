@@ -37,7 +37,7 @@ from torch import Tensor
 from certunlearn.errors import ConfigError, InputError
 from certunlearn.validation import check_choice, check_int, check_positive
 
-__all__ = ["CUBIC_METHODS", "CubicStep", "cubic_model", "solve_cubic"]
+__all__ = ["CUBIC_METHODS", "CubicCache", "CubicStep", "cubic_model", "solve_cubic"]
 
 HVP = Callable[[Tensor], Tensor]
 
@@ -126,18 +126,44 @@ def _secular_solution(
     return y_of(alpha), alpha, False
 
 
-def _exact(g: Tensor, hvp: HVP, M: float, hessian: Tensor | None) -> CubicStep:
+class CubicCache:
+    """Factorisations of one (g, H) pair, reused when only M changes (e.g. after a rejected step).
+
+    Pass the same instance to successive :func:`solve_cubic` calls with the same g and H: the exact
+    solver keeps H's eigendecomposition, the Lanczos solver its Krylov basis and tridiagonal matrix,
+    so a new M costs no further HVPs.
+
+    Example:
+        >>> H = torch.diag(torch.tensor([2.0, 1.0], dtype=torch.float64))
+        >>> g = torch.tensor([1.0, 1.0], dtype=torch.float64)
+        >>> cache = CubicCache()
+        >>> solve_cubic(g, lambda v: H @ v, 1.0, method="lanczos", cache=cache).hvp_count
+        2
+        >>> solve_cubic(g, lambda v: H @ v, 4.0, method="lanczos", cache=cache).hvp_count
+        0
+    """
+
+    def __init__(self) -> None:
+        self.spectral: tuple[Tensor, Tensor] | None = None
+        self.krylov: tuple[Tensor, list[float], list[float]] | None = None
+
+
+def _exact(g: Tensor, hvp: HVP, M: float, hessian: Tensor | None, cache: CubicCache | None) -> CubicStep:
     d = g.numel()
     count = 0
-    if hessian is None:
-        eye = torch.eye(d, dtype=g.dtype, device=g.device)
-        hessian = torch.stack([hvp(eye[i]) for i in range(d)], dim=1)
-        count = d
-    if hessian.shape != (d, d):
-        raise InputError(f"hessian must be [{d}, {d}], got {tuple(hessian.shape)}")
-    H = hessian.detach().to(device="cpu", dtype=torch.float64)
-    H = 0.5 * (H + H.T)
-    lam, Q = torch.linalg.eigh(H)
+    if cache is not None and cache.spectral is not None:
+        lam, Q = cache.spectral
+    else:
+        if hessian is None:
+            eye = torch.eye(d, dtype=g.dtype, device=g.device)
+            hessian = torch.stack([hvp(eye[i]) for i in range(d)], dim=1)
+            count = d
+        if hessian.shape != (d, d):
+            raise InputError(f"hessian must be [{d}, {d}], got {tuple(hessian.shape)}")
+        H = hessian.detach().to(device="cpu", dtype=torch.float64)
+        lam, Q = torch.linalg.eigh(0.5 * (H + H.T))
+        if cache is not None:
+            cache.spectral = (lam, Q)
     gt = (Q.T @ g.detach().to(device="cpu", dtype=torch.float64)).numpy()
     y, alpha, hard = _secular_solution(lam.numpy(), gt, M)
     step64 = Q @ torch.from_numpy(y)
@@ -145,44 +171,54 @@ def _exact(g: Tensor, hvp: HVP, M: float, hessian: Tensor | None) -> CubicStep:
     return CubicStep(step64.to(dtype=g.dtype, device=g.device), alpha, -value, count, "exact", hard)
 
 
-def _lanczos(g: Tensor, hvp: HVP, M: float, max_dim: int, tol: float) -> CubicStep:
+def _solve_tridiagonal(g_norm: float, alphas: list[float], betas: list[float], M: float) -> tuple[np.ndarray, float, float]:
+    """The Krylov subproblem with T = tridiag(betas, alphas, betas) and right-hand side ‖g‖e₁."""
+    k = len(alphas)
+    T = np.diag(alphas) + np.diag(betas[: k - 1], 1) + np.diag(betas[: k - 1], -1)
+    lam, Qt = np.linalg.eigh(T)
+    rhs = np.zeros(k)
+    rhs[0] = g_norm
+    z, alpha, _ = _secular_solution(lam, Qt.T @ rhs, M)
+    y = Qt @ z
+    value = float(rhs @ y + 0.5 * y @ T @ y + (M / 6.0) * np.linalg.norm(y) ** 3)
+    return y, alpha, value
+
+
+def _lanczos(g: Tensor, hvp: HVP, M: float, max_dim: int, tol: float, cache: CubicCache | None) -> CubicStep:
     g_norm = float(g.norm())
     if g_norm == 0.0:
         return CubicStep(torch.zeros_like(g), 0.0, 0.0, 0, "lanczos")
-    basis: list[Tensor] = [g / g_norm]
-    alphas: list[float] = []
-    betas: list[float] = []
-    previous = None
-    y = np.zeros(1)
-    alpha = value = t_norm = 0.0
     count = 0
-    for j in range(min(max_dim, g.numel())):
-        w = hvp(basis[j])
-        count += 1
-        a = float(w @ basis[j])
-        alphas.append(a)
-        V = torch.stack(basis)
-        for _ in range(2):  # full re-orthogonalisation, twice is enough (Kahan–Parlett)
-            w = w - V.T @ (V @ w)
-        k = j + 1
-        T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
-        lam, Qt = np.linalg.eigh(T)
-        rhs = np.zeros(k)
-        rhs[0] = g_norm
-        z, alpha, _ = _secular_solution(lam, Qt.T @ rhs, M)
-        y = Qt @ z
-        value = float(rhs @ y + 0.5 * y @ T @ y + (M / 6.0) * np.linalg.norm(y) ** 3)
-        b = float(w.norm())
-        t_norm = max(t_norm, abs(a), b)
-        converged = previous is not None and abs(value - previous) <= tol * abs(value)
-        if converged or b <= 1e-12 * t_norm:  # relative: an invariant subspace was found
-            break
-        previous = value
-        betas.append(b)
-        basis.append(w / b)
-    V = torch.stack(basis[: len(y)])
+    if cache is not None and cache.krylov is not None:
+        V, alphas, betas = cache.krylov
+        y, alpha, value = _solve_tridiagonal(g_norm, alphas, betas, M)
+    else:
+        basis: list[Tensor] = [g / g_norm]
+        alphas, betas = [], []
+        previous = None
+        t_norm = 0.0
+        for j in range(min(max_dim, g.numel())):
+            w = hvp(basis[j])
+            count += 1
+            a = float(w @ basis[j])
+            alphas.append(a)
+            stacked = torch.stack(basis)
+            for _ in range(2):  # full re-orthogonalisation, twice is enough (Kahan–Parlett)
+                w = w - stacked.T @ (stacked @ w)
+            y, alpha, value = _solve_tridiagonal(g_norm, alphas, betas, M)
+            b = float(w.norm())
+            t_norm = max(t_norm, abs(a), b)
+            converged = previous is not None and abs(value - previous) <= tol * abs(value)
+            if converged or b <= 1e-12 * t_norm:  # relative: an invariant subspace was found
+                break
+            previous = value
+            betas.append(b)
+            basis.append(w / b)
+        V = torch.stack(basis[: len(alphas)])
+        if cache is not None:
+            cache.krylov = (V, alphas, betas)
     step = V.T @ torch.as_tensor(y, dtype=g.dtype, device=g.device)
-    return CubicStep(step, alpha, -value, count, "lanczos", False, len(y))
+    return CubicStep(step, alpha, -value, count, "lanczos", False, len(alphas))
 
 
 CUBIC_METHODS = ("exact", "lanczos")
@@ -197,6 +233,7 @@ def solve_cubic(
     hessian: Tensor | None = None,
     max_krylov_dim: int = 100,
     tol: float = 1e-8,
+    cache: CubicCache | None = None,
 ) -> CubicStep:
     """Globally minimise gᵀd + ½ dᵀHd + (M/6)‖d‖³.
 
@@ -208,6 +245,7 @@ def solve_cubic(
         hessian: Optional dense ``[d, d]`` H for ``exact`` (saves d HVPs).
         max_krylov_dim: Largest Krylov dimension k for ``lanczos``.
         tol: ``lanczos`` stops when the model decrease changes by less than this (relative).
+        cache: A :class:`CubicCache` shared by calls with the same g and H (only M differs).
 
     Returns:
         :class:`CubicStep` with the step, α, the predicted decrease −m(d) and the HVP count.
@@ -231,9 +269,9 @@ def solve_cubic(
     M = check_positive("M", M)
     method = check_choice("method", method, CUBIC_METHODS)
     if method == "exact":
-        return _exact(g, hvp, M, hessian)
+        return _exact(g, hvp, M, hessian, cache)
     max_dim = check_int("max_krylov_dim", max_krylov_dim, minimum=1)
     tol = check_positive("tol", tol)
     if hessian is not None:
         raise ConfigError("hessian= is only used by method='exact'")
-    return _lanczos(g, hvp, M, max_dim, tol)
+    return _lanczos(g, hvp, M, max_dim, tol, cache)

@@ -7,8 +7,9 @@ remaining-data objective F_R,
 
 which exists and is bounded even when H is singular or indefinite (where Newton, pseudo-inverse and
 |eig| Newton explode). A step is **accepted only if the retained loss does not rise above the model's
-prediction**, F_R(θ + d) − F_R(θ) ≤ m(d) ≤ 0; otherwise M doubles and the step is recomputed
-(adaptive M; after an accepted step M halves). With M ≥ the Hessian-Lipschitz constant the cubic
+prediction**, F_R(θ + d) − F_R(θ) ≤ m(d) ≤ 0; otherwise M doubles and the step is recomputed from
+the same factorisation (adaptive M; after an accepted step whose actual decrease was at least twice the
+predicted one, M halves). With M ≥ the Hessian-Lipschitz constant the cubic
 model majorises F_R, so such a step is always accepted.
 
 g and the HVPs come from all remaining data, or from a seeded minibatch per iteration
@@ -35,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from certunlearn.autodiff.cubic import solve_cubic
+from certunlearn.autodiff.cubic import CubicCache, solve_cubic
 from certunlearn.certify.bounds import Assumptions, Bound, cubic_newton_bound
 from certunlearn.unlearn.base import register_unlearner
 from certunlearn.unlearn.posthoc import PostHocUnlearner
@@ -55,7 +56,8 @@ class CureNewton(PostHocUnlearner):
         X: Training features (ids = rows).
         y: Training targets.
         cubic_reg: Initial cubic regularisation M (> 0).
-        adaptive: Double M after a rejected step and halve it after an accepted one.
+        adaptive: Double M after a rejected step; halve it after an accepted step that decreased the
+            loss by at least twice the model's prediction.
         iterations: Maximum number of accepted steps.
         solver: ``exact`` (dense Hessian), ``lanczos`` (HVPs only) or ``auto`` (exact up to
             2000 parameters).
@@ -153,8 +155,9 @@ class CureNewton(PostHocUnlearner):
             if float(g.norm()) <= self.grad_tol:
                 break
             f0 = float(self.objective(theta, keep))
+            cache = CubicCache()  # same g and H for every trial at this iterate: factorise once
             while True:
-                step = solve_cubic(g, hvp, M, method=self.method_, hessian=H,
+                step = solve_cubic(g, hvp, M, method=self.method_, hessian=H, cache=cache,
                                    max_krylov_dim=self.max_krylov_dim, tol=self.krylov_tol)
                 hvps += step.hvp_count
                 trials += 1
@@ -169,7 +172,8 @@ class CureNewton(PostHocUnlearner):
                 if ok:
                     theta = theta + step.step
                     accepted += 1
-                    if self.adaptive:
+                    # the actual decrease beat the prediction by 2x or more: the model is too cautious
+                    if self.adaptive and predicted < 0 and actual <= _GROWTH * predicted:
                         M = M / _GROWTH
                     break
                 if not self.adaptive or trials - accepted >= self.max_trials:
