@@ -8,9 +8,19 @@
   GDP-μ), the one-run audit of Steinke, Nasr & Jagielski, and the NeurIPS 2023 unlearning
   challenge score.
 
-One convention everywhere: **a membership score is higher for more likely members**. Attacks on
-models (MIA-L), on the unlearning itself (MIA-U) and shadow-model training live in sibling modules.
-Nothing here imports torch.
+Attacks and shadow models (these import torch; import them as modules, e.g.
+``from certunlearn.audit import mia_l, mia_u``):
+
+* :mod:`certunlearn.audit.shadows` — vectorised shadow/reference model training with balanced
+  membership and an on-disk cache keyed by the configuration.
+* :mod:`certunlearn.audit.mia_l` — attacks on a model: LOSS, LiRA (online/offline, fixed variance),
+  RMIA; ``run_mia_l`` for our models and for deployed models users bring.
+* :mod:`certunlearn.audit.features` and :mod:`certunlearn.audit.mia_u` — attacks on the unlearning
+  operation (Chen et al. 2021): features, output defences, DegCount/DegRate, the shadow protocol, and
+  the NeurIPS 2023 challenge's population attack.
+
+One convention everywhere: **a membership score is higher for more likely members**. The statistics
+modules above the attacks import no torch.
 
 Example:
     >>> import numpy as np
