@@ -97,36 +97,15 @@ class ForgetSpec:
 
 def run_forget(spec: ForgetSpec) -> dict[str, Any]:
     """Load, unlearn, write ``released.pt`` (and ``noiseless.pt`` on request) and ``forget.json``."""
-    import numpy as np
     import torch
 
-    from certunlearn.data import read_arrays
-    from certunlearn.models import MODELS, build_model, load_state_dict
+    from certunlearn.model_files import load_arrays, load_user_model, model_dtype
     from certunlearn.unlearn import get_unlearner
 
-    arrays = read_arrays(spec.data)
-    X = torch.as_tensor(np.asarray(arrays["X"]))
-    y = torch.as_tensor(np.asarray(arrays["y"]))
-    if not X.dtype.is_floating_point:
-        X = X.double()
-    kwargs = dict(spec.model_args)
-    if isinstance(kwargs.get("dtype"), str):  # "float64" from the command line
-        dtype = getattr(torch, str(kwargs["dtype"]), None)
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise ConfigError(f"model dtype must be a floating torch dtype name, got {kwargs['dtype']!r}")
-        kwargs["dtype"] = dtype
-    if spec.model in MODELS:
-        kwargs.setdefault("in_features", int(np.prod(X.shape[1:])))
-        if spec.loss == "cross_entropy":
-            kwargs.setdefault("num_classes", int(y.max()) + 1)
-    try:
-        model = build_model(spec.model, **kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"cannot build model {spec.model!r} with {kwargs}: {exc}") from exc
-    first = next(iter(model.parameters()), None)
-    if first is not None:
-        X = X.to(first.dtype)
-    load_state_dict(model, spec.weights)
+    X, y = load_arrays(spec.data)
+    model = load_user_model(spec.model, spec.weights, X=X, y=y, model_args=spec.model_args,
+                            classification=spec.loss == "cross_entropy")
+    X = X.to(model_dtype(model))
     cls = get_unlearner(spec.method)
     try:
         unlearner = cls(

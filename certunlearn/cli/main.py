@@ -230,6 +230,198 @@ def forget(
     )
 
 
+audit_app = typer.Typer(
+    name="audit",
+    help="Membership-inference audits of models and of unlearning (JSON results).",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
+
+
+def _write_or_print(result: dict, out: Path | None) -> None:
+    import json as _json
+
+    if out is None:
+        emit_json(result)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(_json.dumps(result, sort_keys=True, indent=2, default=str))
+    typer.echo(f"results written to {out}", err=True)
+
+
+@audit_app.command("mia-l")
+@handle_errors
+def audit_mia_l(
+    model: Annotated[str, typer.Option(help="logreg, mlp, cnn, or 'package.module:factory'.")],
+    weights: Annotated[Path, typer.Option(help="The audited model's state_dict (.pt, weights-only).")],
+    members: Annotated[Path, typer.Option(help="Data the model was trained on (.npz/.pt with X, y).")],
+    non_members: Annotated[Path, typer.Option(help="Data the model never saw.")],
+    attacks: Annotated[str, typer.Option(help="Comma-separated: loss, lira-online, lira-offline, lira-online-fixed, lira-offline-fixed, rmia, rmia-offline.")] = "loss,lira-online,lira-offline,rmia",
+    model_arg: Annotated[list[str] | None, typer.Option(help="Factory argument key=value (repeatable).")] = None,
+    shadow_data: Annotated[Path | None, typer.Option(help="Data for shadow models (default: members + non-members).")] = None,
+    shadows: Annotated[int, typer.Option(help="Number of shadow models.")] = 16,
+    shadow_epochs: Annotated[int, typer.Option(help="Epochs of each shadow model.")] = 20,
+    shadow_batch_size: Annotated[int, typer.Option(help="Minibatch size of each shadow model.")] = 64,
+    shadow_lr: Annotated[float, typer.Option(help="Step size of each shadow model.")] = 0.1,
+    shadow_weight_decay: Annotated[float, typer.Option(help="Weight decay of each shadow model.")] = 0.0,
+    cache_dir: Annotated[Path | None, typer.Option(help="Cache of trained shadows (reused on reruns).")] = None,
+    delta: Annotated[float, typer.Option(help="Delta of the epsilon lower bounds.")] = 1e-5,
+    alpha: Annotated[float, typer.Option(help="Error level of intervals and bounds.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of shadows and bootstrap.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here instead of stdout.")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal).")] = None,
+) -> None:
+    """Attack a model's membership (LOSS, LiRA, RMIA) and bound epsilon from below."""
+    from certunlearn.audit.runner import MIALJob, run_mia_l_job
+
+    job = MIALJob(
+        model=model, weights=str(weights), members=str(members), non_members=str(non_members),
+        attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()),
+        model_args=_parse_options(model_arg, "--model-arg"),
+        shadow_data=None if shadow_data is None else str(shadow_data), shadows=shadows,
+        shadow_epochs=shadow_epochs, shadow_batch_size=shadow_batch_size, shadow_lr=shadow_lr,
+        shadow_weight_decay=shadow_weight_decay, cache_dir=None if cache_dir is None else str(cache_dir),
+        delta=delta, alpha=alpha, seed=seed,
+    )
+    with progress_bar(progress) as bar:
+        result = run_mia_l_job(job, progress=bar)
+    _write_or_print(result, out)
+
+
+@audit_app.command("mia-u")
+@handle_errors
+def audit_mia_u(
+    model: Annotated[str, typer.Option(help="logreg, mlp, cnn, or 'package.module:factory'.")],
+    original: Annotated[Path, typer.Option(help="state_dict before unlearning.")],
+    unlearned: Annotated[Path, typer.Option(help="state_dict after unlearning.")],
+    forget: Annotated[Path, typer.Option(help="The forgotten records (.npz/.pt with X, y).")],
+    negatives: Annotated[Path, typer.Option(help="Records neither model trained on (or retained ones with --negatives-kind in_in).")],
+    shadow_data: Annotated[Path, typer.Option(help="Data for the shadow protocol that trains the attack.")],
+    model_arg: Annotated[list[str] | None, typer.Option(help="Factory argument key=value (repeatable).")] = None,
+    negatives_kind: Annotated[str, typer.Option(help="out_out (never trained) or in_in (retained).")] = "out_out",
+    shadow_originals: Annotated[int, typer.Option(help="Shadow original models per universe.")] = 4,
+    unlearned_per_original: Annotated[int, typer.Option(help="Single-record unlearnings per original.")] = 10,
+    records_per_original: Annotated[int, typer.Option(help="Training records of each shadow original.")] = 200,
+    shadow_epochs: Annotated[int, typer.Option(help="Epochs of each shadow model.")] = 20,
+    shadow_batch_size: Annotated[int, typer.Option(help="Minibatch size of each shadow model.")] = 32,
+    shadow_lr: Annotated[float, typer.Option(help="Step size of each shadow model.")] = 0.1,
+    shadow_weight_decay: Annotated[float, typer.Option(help="Weight decay of each shadow model.")] = 0.0,
+    attack_models: Annotated[str, typer.Option(help="Comma-separated: logistic_regression, decision_tree, random_forest, mlp.")] = "logistic_regression,random_forest",
+    delta: Annotated[float, typer.Option(help="Delta of the epsilon lower bounds.")] = 1e-5,
+    alpha: Annotated[float, typer.Option(help="Error level of intervals and bounds.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of the protocol.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here instead of stdout.")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal).")] = None,
+) -> None:
+    """Attack an unlearning operation (Chen et al.): does original vs unlearned reveal the forgotten records?"""
+    from certunlearn.audit.runner import MIAUJob, run_mia_u_job
+
+    job = MIAUJob(
+        model=model, original=str(original), unlearned=str(unlearned), forget=str(forget),
+        negatives=str(negatives), shadow_data=str(shadow_data),
+        model_args=_parse_options(model_arg, "--model-arg"), negatives_kind=negatives_kind,
+        shadow_originals=shadow_originals, unlearned_per_original=unlearned_per_original,
+        records_per_original=records_per_original, shadow_epochs=shadow_epochs,
+        shadow_batch_size=shadow_batch_size, shadow_lr=shadow_lr, shadow_weight_decay=shadow_weight_decay,
+        attack_models=tuple(a.strip() for a in attack_models.split(",") if a.strip()),
+        delta=delta, alpha=alpha, seed=seed,
+    )
+    with progress_bar(progress) as bar:
+        result = run_mia_u_job(job, progress=bar)
+    _write_or_print(result, out)
+
+
+# --- certunlearn report: validate and render compliance reports (certunlearn.report) -------------
+
+report_app = typer.Typer(
+    name="report",
+    help="Validate compliance reports (report.json) and render them as HTML / Markdown.",
+    no_args_is_help=True,
+)
+app.add_typer(report_app, name="report")
+
+
+def _load_report_json(path: Path) -> object:
+    """Parse a report file ('-' = stdin): strict JSON (no NaN/Infinity, no duplicate keys), else exit 2."""
+    import json as _json
+    import sys as _sys
+
+    def no_constants(token: str) -> object:
+        raise ValueError(f"{token} is not valid JSON")
+
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for key, value in pairs:
+            if key in out:
+                raise ValueError(f"duplicate key {key!r}")
+            out[key] = value
+        return out
+
+    try:
+        text = _sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"{path}: cannot read ({exc})") from None
+    try:
+        return _json.loads(text, parse_constant=no_constants, object_pairs_hook=no_duplicates)
+    except ValueError as exc:
+        raise fail(f"{path}: not JSON ({exc})") from None
+
+
+@report_app.command("validate")
+@handle_errors
+def report_validate(
+    report: Annotated[Path, typer.Argument(help="The report JSON ('-' reads stdin).")],
+) -> None:
+    """Check a report against its versioned schema, its digest and its verdict (exit 1 if invalid)."""
+    from certunlearn.cli.common import EXIT_CHECK_FAILED
+    from certunlearn.report.schema import ReportValidationError, validate_report
+
+    data = _load_report_json(report)
+    try:
+        validate_report(data)
+    except ReportValidationError as exc:
+        raise fail(f"{report}: invalid report: {exc}", EXIT_CHECK_FAILED) from None
+    checked: dict = data  # type: ignore[assignment]  # validate_report: a JSON object
+    typer.echo(f"{report}: valid (schema_version {checked['schema_version']}, verdict "
+               f"{checked['verdict']['status']}, digest {checked['report_digest']})")
+
+
+@report_app.command("render")
+@handle_errors
+def report_render(
+    report: Annotated[Path, typer.Argument(help="The report JSON ('-' reads stdin).")],
+    html: Annotated[Path | None, typer.Option("--html", help="Write self-contained HTML here ('-' = stdout).")] = None,
+    md: Annotated[Path | None, typer.Option("--md", help="Write Markdown here ('-' = stdout).")] = None,
+) -> None:
+    """Render a validated report as HTML and/or Markdown (default: both, beside REPORT.json)."""
+    from certunlearn.report.render import render_html, render_markdown
+    from certunlearn.report.schema import ReportValidationError, validate_report
+
+    data = _load_report_json(report)
+    try:
+        validate_report(data)
+    except ReportValidationError as exc:
+        raise fail(f"{report}: invalid report: {exc}") from None
+    if html is None and md is None:
+        if str(report) == "-":
+            md = Path("-")
+        else:
+            html, md = report.with_suffix(".html"), report.with_suffix(".md")
+    written = []
+    for target, render in ((html, render_html), (md, render_markdown)):
+        if target is None:
+            continue
+        text = render(data, validate=False)  # type: ignore[operator]
+        if str(target) == "-":
+            typer.echo(text, nl=False)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        written.append(str(target))
+    if written:
+        typer.echo(f"verdict {data['verdict']['status']}; wrote " + ", ".join(written), err=True)  # type: ignore[index]
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
