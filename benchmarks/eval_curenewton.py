@@ -50,11 +50,11 @@ import inspect
 import math
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 import torch
 from torch import Tensor
 
@@ -96,8 +96,8 @@ METHODS: dict[str, type] = {
 RESERVED_OPTIONS = {"model", "X", "y", "weight_decay", "loss", "kwargs"}
 
 PLAN_SCHEMA: dict[str, set[str]] = {
-    "": {"schema_version", "name", "description", "run", "deletion", "reference", "methods", "tasks",
-         "targets", "quick"},
+    "": {"schema_version", "name", "description", "claim", "kind", "runner", "run", "deletion", "reference",
+         "methods", "tasks", "targets", "quick"},
     "run": {"threads"},
     "deletion": {"fractions", "seeds"},
     "reference": {"method", "options", "scratch_retrain_seeds"},

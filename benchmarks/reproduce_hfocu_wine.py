@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 import torch
 from torch import Tensor, nn
 
@@ -42,8 +42,8 @@ from certunlearn.train.sgd import StepInfo  # noqa: E402
 from certunlearn.unlearn import HFOCU  # noqa: E402
 
 PLAN_SCHEMA = {
-    "": {"schema_version", "name", "claim", "source", "data", "model", "training", "deletion", "seeds",
-         "published"},
+    "": {"schema_version", "name", "claim", "kind", "runner", "source", "data", "model", "training",
+         "deletion", "seeds", "published"},
     "source": {"paper", "code"},
     "data": {"name", "test_fraction", "standardize", "dtype", "n_train"},
     "model": {"name", "hidden", "activation", "output"},

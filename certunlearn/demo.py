@@ -2,12 +2,14 @@
 
 ``run_demo`` is what ``certunlearn demo`` calls. It trains softmax regression on scikit-learn's digits
 (rows clipped to a public norm so the certificate's constants are public), records the HF-OCU
-statistics, forgets a seeded 1% of the training ids, releases a certified noisy model, and measures
-the result against the coupled retrain (the oracle the certificate speaks about).
+statistics, forgets a seeded 1% of the training ids, releases a certified noisy model, measures the
+result against the coupled retrain (the oracle the certificate speaks about), audits it (MIA-L and
+MIA-U, each beside the retrained reference) and builds the compliance report
+(:mod:`certunlearn.audit.pipeline`).
 
 Example:
     >>> spec = DemoSpec(epochs=1, forget_fraction=0.01)
-    >>> summary = run_demo(spec)
+    >>> summary = run_demo(spec, audit=False)
     >>> summary["certificate"]["certified"], summary["forget"]["count"]
     (True, 14)
 """
@@ -15,17 +17,14 @@ Example:
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from certunlearn._version import __version__
+from certunlearn.audit.plan import AuditPlan
 from certunlearn.errors import ConfigError
-from certunlearn.pipeline import SoftmaxSetup, fit_softmax_hfocu
+from certunlearn.pipeline import SoftmaxSetup
 from certunlearn.progress import ProgressFn
 from certunlearn.validation import check_open_unit, check_positive, check_real
 
@@ -57,74 +56,54 @@ class DemoSpec(SoftmaxSetup):
             raise ConfigError(f"forget_fraction must be in (0, 1), got {self.forget_fraction!r}")
 
 
-def _flat(params: dict[str, torch.Tensor]) -> torch.Tensor:
-    return torch.cat([params[k].reshape(-1) for k in sorted(params)])
+def demo_plan(spec: DemoSpec, *, audit: bool = True) -> AuditPlan:
+    """The ``hfocu`` audit plan that the demo runs (``audits/digits_logreg_hfocu.toml`` with ``spec``)."""
+    from certunlearn.audit.plan import parse_plan
+
+    audit_section: dict[str, Any] = {"attacks": ["loss", "lira-online", "lira-offline"], "shadows": 8,
+                                     "mia_u": True}
+    if not audit:
+        audit_section = {"attacks": ["loss"], "mia_u": False, "sweep_epsilons": [spec.epsilon]}
+    return parse_plan({
+        "schema_version": 1, "name": "digits_logreg_hfocu",
+        "claim": f"HF-OCU release of softmax regression on {spec.dataset} is ({spec.epsilon:g}, "
+                 f"{spec.delta:g})-certified against the coupled retrain",
+        "kind": "hfocu",
+        "data": {"dataset": spec.dataset, "clip_norm": spec.clip_norm, "seed": spec.seed},
+        "training": {"epochs": spec.epochs, "batch_size": spec.batch_size, "lr": spec.lr,
+                     "lr_decay": spec.lr_decay, "weight_decay": spec.weight_decay, "seed": spec.seed},
+        "request": {"forget_fraction": spec.forget_fraction, "epsilon": spec.epsilon, "delta": spec.delta},
+        "audit": audit_section,
+    }, base=".")
 
 
-def _accuracy(model: torch.nn.Module, params: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor) -> float:
-    logits = torch.func.functional_call(model, params, (X,))
-    return float((logits.argmax(dim=1) == y).double().mean())
+def run_demo(spec: DemoSpec | None = None, *, progress: ProgressFn | None = None, audit: bool = True) -> dict[str, Any]:
+    """Run the demo pipeline; returns a JSON-serialisable summary with the report under ``"report"``.
 
-
-def run_demo(spec: DemoSpec | None = None, *, progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Run the demo pipeline and return a JSON-serialisable summary."""
-    from certunlearn.train import coupled_retrain
+    Args:
+        spec: The settings (defaults: :class:`DemoSpec`).
+        progress: Optional progress callback.
+        audit: Run the MIA-L / MIA-U audits (False: only the certificate and utility, faster).
+    """
+    from certunlearn.audit.pipeline import _hfocu
 
     spec = spec or DemoSpec()
-    fitted = fit_softmax_hfocu(spec, progress=progress)
-    ds, model, hf, config = fitted.data, fitted.model, fitted.hf, fitted.hf.config
-    rng = np.random.default_rng(spec.seed)
-    m = max(1, int(round(spec.forget_fraction * ds.n_train)))
-    forget = sorted(int(i) for i in rng.choice(ds.n_train, size=m, replace=False))
-    generator = torch.Generator().manual_seed(spec.seed)
-    result = hf.forget(forget, epsilon=spec.epsilon, delta=spec.delta, generator=generator)
-    started = time.perf_counter()
-    retrained = coupled_retrain(
-        model, ds.X_train, ds.y_train, hf.schedule, config, exclude=forget, progress=progress
-    )
-    retrain_seconds = time.perf_counter() - started
-    w, w_bar, w_ret = _flat(hf.params), _flat(result.params_noiseless), _flat(retrained)
-    keep = torch.ones(ds.n_train, dtype=torch.bool)
-    keep[forget] = False
-    Xf, yf = ds.X_train[~keep], ds.y_train[~keep]
-    Xr, yr = ds.X_train[keep], ds.y_train[keep]
-
-    def accuracies(params: dict[str, torch.Tensor]) -> dict[str, float]:
-        return {
-            "test": _accuracy(model, params, ds.X_test, ds.y_test),
-            "retain": _accuracy(model, params, Xr, yr),
-            "forget": _accuracy(model, params, Xf, yf),
-        }
-
-    return {
-        "certunlearn_version": __version__,
-        "spec": asdict(spec),
-        "data": {"name": ds.name, "n_train": ds.n_train, "n_test": int(ds.X_test.shape[0]),
-                 "features": ds.num_features, "classes": ds.num_classes},
-        "model": {"name": "logreg", "parameters": hf.fm_.dim},
-        "training": {"steps": len(hf.schedule), "precompute_seconds": hf.precompute_seconds_,
-                     "statistics_bytes": hf.statistics_nbytes},
-        "forget": {"count": m, "ids_head": forget[:10], "deletion_seconds": result.elapsed_s},
-        "certificate": result.summary(),
-        "distance_to_coupled_retrain": {
-            "no_unlearning": float((w - w_ret).norm()),
-            "hfocu_noiseless": float((w_bar - w_ret).norm()),
-            "hfocu_released": float((_flat(result.params_released) - w_ret).norm()),
-            "retrain_seconds": retrain_seconds,
-        },
-        "accuracy": {
-            "trained": accuracies(hf.params),
-            "unlearned_noiseless": accuracies(result.params_noiseless),
-            "released": accuracies(result.params_released),
-            "retrained": accuracies(retrained),
-        },
-    }
+    result = _hfocu(demo_plan(spec, audit=audit), progress)
+    summary = dict(result["summary"])
+    summary.update({"certunlearn_version": __version__, "spec": asdict(spec),
+                    "seconds": result["seconds"], "report": result["report"]})
+    return summary
 
 
 def write_demo(summary: dict[str, Any], out: str | Path) -> Path:
-    """Write ``summary.json`` into ``out`` and return its path."""
+    """Write ``summary.json`` and the report (``report.json``, ``.html``, ``.md``) into ``out``."""
+    from certunlearn.audit.pipeline import write_report
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    body = {k: v for k, v in summary.items() if k != "report"}
+    if "report" in summary:
+        body["report_files"] = write_report(summary["report"], out)
     path = out / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, sort_keys=True))
+    path.write_text(json.dumps(body, indent=2, sort_keys=True))
     return path

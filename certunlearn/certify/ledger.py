@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from certunlearn.errors import ConfigError, InputError, PolicyError
@@ -108,7 +108,7 @@ class LedgerEvent:
     def create(cls, *, request_id: str, ids: Iterable[int], **fields: Any) -> LedgerEvent:
         """Build an event from raw ids (digested here) with the current UTC time."""
         ids = list(ids)
-        fields.setdefault("timestamp", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        fields.setdefault("timestamp", datetime.now(UTC).isoformat(timespec="seconds"))
         return cls(request_id=request_id, ids_digest=ids_digest(ids), count=len(ids), **fields)
 
 

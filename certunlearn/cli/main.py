@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from certunlearn._version import __version__
-from certunlearn.cli.common import emit_json, fail, handle_errors, progress_bar
+from certunlearn.cli.common import EXIT_CHECK_FAILED, emit_json, fail, handle_errors, progress_bar
 
 app = typer.Typer(
     name="certunlearn",
@@ -86,7 +86,9 @@ def demo(
         f"HF-OCU (noiseless) {dist['hfocu_noiseless']:.3g}\n"
         f"test accuracy: trained {acc['trained']['test']:.3f}, retrained {acc['retrained']['test']:.3f}, "
         f"unlearned noiseless {acc['unlearned_noiseless']['test']:.3f}, released {acc['released']['test']:.3f}\n"
-        f"summary written to {path}"
+        f"audit verdict: {summary['verdict']['status']} "
+        f"({'; '.join(r['rule'] for r in summary['verdict']['reasons']) or 'no rule triggered'})\n"
+        f"report: {path.parent / 'report.html'} (also report.json, report.md); summary: {path}"
     )
 
 
@@ -230,9 +232,20 @@ def forget(
     )
 
 
+class _AuditGroup(typer.core.TyperGroup):
+    """``certunlearn audit PLAN.toml`` runs a plan; ``certunlearn audit mia-l|mia-u|run`` are commands."""
+
+    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0].endswith(".toml"):
+            args = ["run", *args]
+        return super().resolve_command(ctx, args)
+
+
 audit_app = typer.Typer(
     name="audit",
-    help="Membership-inference audits of models and of unlearning (JSON results).",
+    cls=_AuditGroup,
+    help="Audits: run a plan (certunlearn audit audits/PLAN.toml) or attack a model (mia-l) or an "
+    "unlearning (mia-u).",
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
@@ -247,6 +260,34 @@ def _write_or_print(result: dict, out: Path | None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(_json.dumps(result, sort_keys=True, indent=2, default=str))
     typer.echo(f"results written to {out}", err=True)
+
+
+@audit_app.command("run")
+@handle_errors
+def audit_run(
+    plan: Annotated[Path, typer.Argument(help="An audit plan (audits/*.toml).")],
+    out: Annotated[Path | None, typer.Option(help="Directory for report.json/.html/.md (default: audit-<plan name>).")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal).")] = None,
+) -> None:
+    """Run an audit plan end to end and write the compliance report; exit 1 if the verdict is FAIL."""
+    from certunlearn.audit.pipeline import run_plan
+    from certunlearn.audit.plan import load_plan
+
+    loaded = load_plan(plan)
+    target = out or Path(f"audit-{loaded.name}")
+    with progress_bar(progress) as bar:
+        result = run_plan(loaded, target, progress=bar)
+    if loaded.kind == "benchmark":
+        if result["returncode"] != 0:
+            raise fail(f"benchmark plan {loaded.name} failed (exit {result['returncode']})", EXIT_CHECK_FAILED)
+        typer.echo(f"benchmark plan {loaded.name}: results in {target / 'results.json'}")
+        return
+    verdict = result["report"]["verdict"]
+    reasons = "; ".join(f"{r['rule']}: {r['message']}" for r in verdict["reasons"]) or "no rule triggered"
+    typer.echo(f"{loaded.name}: {verdict['status']} ({reasons})\nreport: {result['paths']['html']} "
+               f"(also {Path(result['paths']['json']).name}, {Path(result['paths']['md']).name})")
+    if verdict["status"] == "FAIL":
+        raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 @audit_app.command("mia-l")

@@ -38,7 +38,7 @@ import json
 import math
 import platform
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
@@ -350,7 +350,7 @@ def _request_section(request: object) -> dict[str, Any]:
         count = _opt_int("count", raw.get("count"))
         if digest is None or count is None or count < 1:
             raise ConfigError("give ids, or ids_sha256 with a count >= 1")
-    reported = raw.get("reported_at") or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    reported = raw.get("reported_at") or datetime.now(UTC).isoformat(timespec="seconds")
     return {
         "request_id": request_id,
         "subject_id": _opt_str("subject_id", raw.get("subject_id")),

@@ -44,12 +44,11 @@ from __future__ import annotations
 
 import difflib
 import math
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from certunlearn.errors import ConfigError, InputError
 from certunlearn.validation import (

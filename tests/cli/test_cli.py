@@ -85,7 +85,10 @@ def test_demo_writes_summary(tmp_path) -> None:
     dist = summary["distance_to_coupled_retrain"]
     assert dist["hfocu_noiseless"] < dist["no_unlearning"]
     assert summary["forget"]["count"] == round(0.01 * summary["data"]["n_train"])
-    assert "summary written to" in result.stdout
+    assert "report:" in result.stdout and "audit verdict:" in result.stdout
+    for name in ("report.json", "report.html", "report.md"):
+        assert (out / name).is_file()
+    assert summary["verdict"]["status"] in ("PASS", "INVESTIGATE", "FAIL")
 
 
 def test_demo_rejects_bad_epsilon(tmp_path) -> None:

@@ -285,12 +285,13 @@ def test_audit_results_go_in_as_they_are() -> None:
 
 
 def test_demo_summary_fits(tmp_path: Path) -> None:
-    """``run_demo``'s certificate and accuracy dicts go into a report unchanged."""
+    """``run_demo``'s own report validates, and its certificate and accuracy dicts fit unchanged."""
     from certunlearn.demo import DemoSpec, run_demo
 
-    summary = run_demo(DemoSpec(epochs=1))
+    summary = run_demo(DemoSpec(epochs=1), audit=False)
+    validate_report(summary["report"])
     report = build_report(
-        request={"request_id": "demo", "ids": summary["forget"]["ids_head"]}, lineage={"seeds": {"seed": 0}},
+        request={"request_id": "demo", "ids": summary["certificate"]["request_ids"]}, lineage={"seeds": {"seed": 0}},
         certificate=summary["certificate"], utility=summary["accuracy"], policy=None,
     )
     validate_report(report)
