@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 from numbers import Integral, Real
 
-from certunlearn.errors import ConfigError
+import numpy as np
+
+from certunlearn.errors import ConfigError, InputError
 
 
 def check_real(name: str, value: object) -> float:
@@ -97,3 +99,51 @@ def check_choice(name: str, value: object, choices: object) -> str:
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
     return str(value)
+
+
+def check_real_array(
+    name: str,
+    values: object,
+    *,
+    ndim: int | None = None,
+    min_columns: int | None = None,
+    non_empty: bool = False,
+) -> np.ndarray:
+    """Return ``values`` (array-like or a tensor) as a finite float64 array, or raise InputError.
+
+    Args:
+        name: Name used in messages.
+        values: Array-like, or an object with ``detach()`` (a tensor; moved to the CPU).
+        ndim: Required number of dimensions (1: ``[n]``; 2: ``[n, num_classes]``).
+        min_columns: With ``ndim=2``, the least number of columns (classes).
+        non_empty: Refuse an empty array.
+
+    Example:
+        >>> check_real_array("scores", [1, 2.5], ndim=1).dtype
+        dtype('float64')
+        >>> check_real_array("scores", [True], ndim=1)
+        Traceback (most recent call last):
+        ...
+        certunlearn.errors.InputError: scores must be a real-valued array, got dtype bool
+    """
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()  # type: ignore[union-attr]
+    array = np.asarray(values)
+    if array.dtype == np.bool_ or not (
+        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
+    ):
+        raise InputError(f"{name} must be a real-valued array, got dtype {array.dtype}")
+    if ndim == 1 and array.ndim != 1:
+        raise InputError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if ndim == 2 and array.ndim != 2:
+        raise InputError(f"{name} must have shape [n, num_classes], got {array.shape}")
+    if ndim is not None and ndim not in (1, 2) and array.ndim != ndim:
+        raise InputError(f"{name} must have {ndim} dimensions, got shape {array.shape}")
+    if min_columns is not None and array.shape[1] < min_columns:
+        raise InputError(f"{name} needs at least {min_columns} classes, got shape {array.shape}")
+    if non_empty and array.size == 0:
+        raise InputError(f"{name} must not be empty")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{name} contains NaN or infinite values")
+    return array

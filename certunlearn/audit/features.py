@@ -53,7 +53,7 @@ from scipy.special import softmax
 
 from certunlearn.audit.signals import PROBABILITY_FLOOR
 from certunlearn.errors import ConfigError, InputError
-from certunlearn.validation import check_int, check_positive
+from certunlearn.validation import check_int, check_positive, check_real_array
 
 __all__ = [
     "CHEN_FEATURES",
@@ -95,19 +95,7 @@ DefenceFunction = Callable[..., np.ndarray]
 
 
 def _check_matrix(name: str, values: object) -> np.ndarray:
-    array = np.asarray(values)
-    if array.dtype == np.bool_ or not (
-        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
-    ):
-        raise InputError(f"{name} must be a real-valued array, got dtype {array.dtype}")
-    if array.ndim != 2:
-        raise InputError(f"{name} must have shape [n, num_classes], got {array.shape}")
-    if array.shape[1] < 2:
-        raise InputError(f"{name} needs at least 2 classes, got shape {array.shape}")
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise InputError(f"{name} contains NaN or infinite values")
-    return array
+    return check_real_array(name, values, ndim=2, min_columns=2)
 
 
 def _check_probabilities(name: str, values: object) -> np.ndarray:

@@ -34,7 +34,13 @@ import numpy as np
 from scipy.special import betaincinv
 
 from certunlearn.errors import ConfigError, InputError
-from certunlearn.validation import check_choice, check_int, check_open_unit, check_real
+from certunlearn.validation import (
+    check_choice,
+    check_int,
+    check_open_unit,
+    check_real,
+    check_real_array,
+)
 
 __all__ = [
     "AUC_CI_METHOD",
@@ -64,19 +70,7 @@ _BOOTSTRAP_BLOCK_ELEMENTS = 2_000_000  # resamples are drawn in blocks of at mos
 
 def _check_scores(name: str, scores: object) -> np.ndarray:
     """Return ``scores`` as a non-empty finite 1-D float64 array, or raise InputError."""
-    array = np.asarray(scores)
-    if array.dtype == np.bool_ or not (
-        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
-    ):
-        raise InputError(f"{name} must be a real-valued array, got dtype {array.dtype}")
-    if array.ndim != 1:
-        raise InputError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if array.size == 0:
-        raise InputError(f"{name} must not be empty")
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise InputError(f"{name} contains NaN or infinite values")
-    return array
+    return check_real_array(name, scores, ndim=1, non_empty=True)
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:

@@ -70,7 +70,13 @@ from certunlearn.audit.shadows import (
 from certunlearn.audit.signals import confidence, lira_logit, membership_scores
 from certunlearn.errors import ConfigError, InputError
 from certunlearn.progress import ProgressFn
-from certunlearn.validation import check_choice, check_int, check_positive, check_real
+from certunlearn.validation import (
+    check_choice,
+    check_int,
+    check_positive,
+    check_real,
+    check_real_array,
+)
 
 __all__ = [
     "ATTACKS",
@@ -106,17 +112,7 @@ _DEFAULT_MIN_STD = 1e-6  # floor of LiRA's σ: identical shadow outputs (saturat
 
 
 def _real_array(name: str, values: object) -> np.ndarray:
-    if isinstance(values, Tensor):
-        values = values.detach().cpu().numpy()
-    array = np.asarray(values)
-    if array.dtype == np.bool_ or not (
-        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
-    ):
-        raise InputError(f"{name} must be a real-valued array, got dtype {array.dtype}")
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise InputError(f"{name} contains NaN or infinite values")
-    return array
+    return check_real_array(name, values)
 
 
 def _labels(labels: object) -> np.ndarray:

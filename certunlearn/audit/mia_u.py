@@ -85,7 +85,13 @@ from certunlearn.progress import ProgressFn, report
 from certunlearn.train.config import SGDConfig
 from certunlearn.train.sgd import coupled_retrain, train_sgd
 from certunlearn.unlearn.base import UnlearnResult, get_unlearner
-from certunlearn.validation import check_choice, check_int, check_open_unit, check_real
+from certunlearn.validation import (
+    check_choice,
+    check_int,
+    check_open_unit,
+    check_real,
+    check_real_array,
+)
 
 __all__ = [
     "ATTACK_CLASSIFIERS",
@@ -1444,19 +1450,7 @@ class PopulationAttackResult:
 
 
 def _check_losses(name: str, values: object) -> np.ndarray:
-    if isinstance(values, Tensor):
-        values = values.detach().cpu().numpy()
-    array = np.asarray(values)
-    if array.dtype == np.bool_ or not (
-        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
-    ):
-        raise InputError(f"{name} must be real-valued, got dtype {array.dtype}")
-    if array.ndim != 1:
-        raise InputError(f"{name} must be one-dimensional, got shape {array.shape}")
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise InputError(f"{name} contains NaN or infinite values")
-    return array
+    return check_real_array(name, values, ndim=1)
 
 
 def population_attack(

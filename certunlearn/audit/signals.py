@@ -38,6 +38,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from certunlearn.errors import ConfigError, InputError
+from certunlearn.validation import check_real_array
 
 __all__ = [
     "PROBABILITY_FLOOR",
@@ -87,19 +88,7 @@ def _check_labels(labels: object, n: int, num_classes: int) -> np.ndarray:
 
 
 def _check_outputs(name: str, values: object) -> np.ndarray:
-    array = np.asarray(values)
-    if array.dtype == np.bool_ or not (
-        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
-    ):
-        raise InputError(f"{name} must be a real-valued array, got dtype {array.dtype}")
-    if array.ndim != 2:
-        raise InputError(f"{name} must have shape [n, num_classes], got {array.shape}")
-    if array.shape[1] < 2:
-        raise InputError(f"{name} needs at least 2 classes, got shape {array.shape}")
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise InputError(f"{name} contains NaN or infinite values")
-    return array
+    return check_real_array(name, values, ndim=2, min_columns=2)
 
 
 def _log_terms(*, labels: object, logits: object, probabilities: object) -> _LogTerms:
