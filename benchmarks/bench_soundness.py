@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"certified {sum(r['certified'] for r in rows)}, uncertified {sum(not r['certified'] for r in rows)} "
           f"(step-size violations wrongly certified: {len(wrongly_certified)}; "
           f"admissible sets left uncertified: {len(missing)})")
-    print(f"forget errors (Delta = 0, known bug): {len(errors)}; "
+    print(f"forget errors (Delta = 0): {len(errors)}; "
           f"exact cases (measured <= rounding allowance): {sum(r['measured'] <= r['allowance'] for r in rows)}")
     print()
     print(f"{'bound':<34} {'checks':>6} {'violations':>10}   {'min':>9} {'median':>9} {'max':>9} {'n':>6}")
