@@ -58,6 +58,7 @@ from certunlearn.train.sgd import check_sample_ids, prepare_data, run_schedule
 from certunlearn.unlearn.base import (
     Unlearner,
     UnlearnResult,
+    gaussian_noise_like,
     register_unlearner,
 )
 from certunlearn.unlearn.recorder import HFOCURecorder
@@ -273,6 +274,30 @@ class HFOCU(Unlearner):
         return bound
 
     # ------------------------------------------------------------------ forgetting
+    def prefetch_noise(self, generator: torch.Generator | None = None) -> None:
+        """Draw the next release's standard normal noise now, while no request is waiting.
+
+        The next (non-dry-run) ``forget`` with σ > 0 adds σ times this draw instead of drawing, so
+        its latency is a few vector additions; the draw is then discarded (never reused). Drawing
+        ahead changes nothing else: the noise is independent of the request, and with the same
+        generator the release is identical to drawing at request time.
+
+        Example:
+            >>> from certunlearn.models import LogisticRegression
+            >>> X = torch.randn(20, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+            >>> X = X / X.norm(dim=1, keepdim=True); y = (X[:, 0] > 0).long()
+            >>> cfg = SGDConfig(epochs=2, batch_size=5, lr=0.5, weight_decay=0.1)
+            >>> a = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).fit(X, y)
+            >>> b = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).fit(X, y)
+            >>> a.prefetch_noise(torch.Generator().manual_seed(7))
+            >>> ra = a.forget([1, 2], epsilon=1.0, delta=1e-5)
+            >>> rb = b.forget([1, 2], epsilon=1.0, delta=1e-5, generator=torch.Generator().manual_seed(7))
+            >>> all(torch.equal(ra.params_released[k], rb.params_released[k]) for k in ra.params_released)
+            True
+        """
+        self._check_fitted()
+        self.prefetched_noise_ = gaussian_noise_like(self.theta_, 1.0, generator)
+
     def forget(
         self,
         ids: Iterable[int],
@@ -319,9 +344,11 @@ class HFOCU(Unlearner):
             calibration=self.calibration, generator=generator, ledger=self.ledger, dry_run=dry_run,
             request_id=request_id, started=started,
             model_before=None if self.ledger is None else self.theta_ + self.sum_a_,
+            standard_noise=getattr(self, "prefetched_noise_", None),
         )
         if dry_run:
             return result
+        self.prefetched_noise_ = None  # a prefetched draw serves one release only
         cumulative = self.deleted_ + tuple(request)
         self.deleted_, self.sum_a_, self.counts_ = cumulative, sum_a, counts
         return result

@@ -29,6 +29,7 @@ from torch import Tensor
 from certunlearn.certify.bounds import Bound
 from certunlearn.certify.gaussian import gaussian_sigma
 from certunlearn.certify.ledger import Ledger, LedgerEvent
+from certunlearn.errors import ConfigError
 from certunlearn.unlearn.base import UnlearnResult, gaussian_noise_like, tensor_digest
 
 __all__ = ["make_release"]
@@ -54,6 +55,7 @@ def make_release(
     model_before: Tensor | None = None,
     extras: dict[str, Any] | None = None,
     started: float | None = None,
+    standard_noise: Tensor | None = None,
 ) -> UnlearnResult:
     """Calibrate, add noise, check and record: the common end of every ``forget``.
 
@@ -76,6 +78,8 @@ def make_release(
         model_before: Flat parameters of the previous release's noiseless model (for the ledger hash).
         extras: Method-specific figures.
         started: ``time.perf_counter()`` at the start of the request (for ``elapsed_s``).
+        standard_noise: A N(0, I) draw made in advance (same shape as ``noiseless``); the release
+            then adds σ times it instead of drawing now. It must never be used for two releases.
 
     Returns:
         The :class:`UnlearnResult`.
@@ -111,7 +115,13 @@ def make_release(
     sigma = 0.0
     if sensitivity is not None and sensitivity > 0:  # Δ = 0: identical to the reference, no noise needed
         sigma = gaussian_sigma(epsilon=epsilon, delta=delta, sensitivity=sensitivity, method=calibration)  # type: ignore[arg-type]
-    released = noiseless + gaussian_noise_like(noiseless, sigma, generator)
+    if standard_noise is not None and sigma > 0:
+        if standard_noise.shape != noiseless.shape:
+            raise ConfigError(f"standard_noise has shape {tuple(standard_noise.shape)}, expected "
+                              f"{tuple(noiseless.shape)}")
+        released = noiseless + sigma * standard_noise
+    else:
+        released = noiseless + gaussian_noise_like(noiseless, sigma, generator)
     cumulative = tuple(previous) + tuple(request)
     result = UnlearnResult(
         method=method,

@@ -692,3 +692,48 @@ def test_cuda_matches_cpu_in_float64(kind: str) -> None:
     if rc.sigma > 0:
         z = (_flat(rg.params_released) - _flat(rg.params_noiseless)) / rg.sigma
         assert abs(float(z.std()) - 1) < 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# Prefetched noise: drawn before the request, used by exactly one release
+# ---------------------------------------------------------------------------------------------
+
+
+def _prefetch_setup():
+    X = torch.randn(30, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    X = X / X.norm(dim=1, keepdim=True)
+    y = (X[:, 0] > 0).long()
+    cfg = SGDConfig(epochs=2, batch_size=6, lr=0.5, weight_decay=0.1)
+    return X, y, cfg
+
+
+def _released_minus_noiseless(res) -> torch.Tensor:
+    return torch.cat([(res.params_released[k] - res.params_noiseless[k]).reshape(-1) for k in sorted(res.params_released)])
+
+
+def test_prefetched_noise_equals_drawing_at_request_time_and_is_used_once() -> None:
+    X, y, cfg = _prefetch_setup()
+    a = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).fit(X, y)
+    b = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).fit(X, y)
+    gen_a, gen_b = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
+    a.prefetch_noise(gen_a)
+    first_a = a.forget([0], epsilon=1.0, delta=1e-5, generator=gen_a)
+    first_b = b.forget([0], epsilon=1.0, delta=1e-5, generator=gen_b)
+    assert torch.equal(_released_minus_noiseless(first_a), _released_minus_noiseless(first_b))
+    # the draw is consumed: the next release draws fresh noise from the generator, as b does
+    second_a = a.forget([1], epsilon=1.0, delta=1e-5, generator=gen_a)
+    second_b = b.forget([1], epsilon=1.0, delta=1e-5, generator=gen_b)
+    assert torch.equal(_released_minus_noiseless(second_a), _released_minus_noiseless(second_b))
+    noise_1 = _released_minus_noiseless(first_a) / first_a.sigma
+    noise_2 = _released_minus_noiseless(second_a) / second_a.sigma
+    assert not torch.allclose(noise_1, noise_2)
+
+
+def test_dry_run_does_not_consume_prefetched_noise() -> None:
+    X, y, cfg = _prefetch_setup()
+    hf = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).fit(X, y)
+    hf.prefetch_noise(torch.Generator().manual_seed(5))
+    dry = hf.forget([2], epsilon=1.0, delta=1e-5, dry_run=True)
+    real = hf.forget([2], epsilon=1.0, delta=1e-5)
+    assert torch.equal(_released_minus_noiseless(dry), _released_minus_noiseless(real))
+    assert hf.prefetched_noise_ is None
