@@ -7,10 +7,33 @@ every test module as ``from reference.sgd_loop import ...``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import pytest
 import torch
+
+
+@contextlib.contextmanager
+def single_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread inside the block (restored after).
+
+    The suite's problems are tiny: on a shared 2-core machine two threads made them 10-30x slower
+    (thread oversubscription), so every test runs with one (``_one_torch_thread`` below).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    with single_torch_thread():
+        yield
 
 
 class TinyProblem(NamedTuple):

@@ -42,14 +42,6 @@ from certunlearn.models import MLP
 from certunlearn.train import SGDConfig, train_sgd
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def logits_for(phi: np.ndarray) -> np.ndarray:
     """Two-class logits whose LiRA logit for label 0 is exactly ``phi`` (φ = z_0 − z_1)."""
     return np.stack([phi, np.zeros_like(phi)], axis=-1)
@@ -508,8 +500,6 @@ def digits_audit():
     Small but not fragile: with seeds 0-3 of the split LiRA's TPR@1%FPR was 0.06-0.22 against
     LOSS's 0.01-0.045 (AUC 0.75-0.79 against 0.64-0.67); the test uses seed 0.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     ds = load_dataset("digits", seed=0)
     order = torch.as_tensor(np.random.default_rng(0).permutation(ds.n_train))
     audit, population, unseen = order[:400], order[400:700], order[700:900]
@@ -523,7 +513,6 @@ def digits_audit():
     null_model.load_state_dict(
         train_sgd(null_model, ds.X_train[unseen], ds.y_train[unseen], config).params
     )
-    torch.set_num_threads(threads)
     return {
         "ds": ds,
         "model": model,

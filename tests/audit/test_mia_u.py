@@ -56,12 +56,6 @@ DIFFERENCE_FEATURES = ("direct_diff", "sorted_diff", "l2_distance")
 TOY_TRAINING = SGDConfig(epochs=20, batch_size=60, lr=2.0)  # full batch: overfits 60 digits
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

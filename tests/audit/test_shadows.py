@@ -34,12 +34,6 @@ from certunlearn.train import SGDConfig
 PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, database=None)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -27,13 +27,6 @@ PROPERTY = settings(max_examples=40, deadline=None, database=None)
 KINDS = ("pd", "indefinite", "singular", "hard", "hard-double", "near-hard")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems on a shared machine: one intra-op thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # --------------------------------------------------------------------------- independent references

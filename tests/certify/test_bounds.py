@@ -39,14 +39,6 @@ PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, database=None)
 REL = 1e-12
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny fp64 problems gain nothing from intra-op threads, and on a shared machine threads lose
-    a lot (measured 10x): run this module single-threaded and restore the setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,14 +43,6 @@ from certunlearn.unlearn.capacity import empirical_capacity
 PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, database=None)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny fp64 problems gain nothing from intra-op threads, and on a shared machine threads lose
-    a lot (measured 10x): run this module single-threaded and restore the setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 # ---------------------------------------------------------------------------------------------

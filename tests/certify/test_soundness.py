@@ -51,14 +51,6 @@ N_STRONG, N_CONVEX = 40, 10
 PLACEMENTS = ("random", "same_batch", "first_batch", "last_batch")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny fp64 problems gain nothing from intra-op threads, and on a shared machine threads lose
-    a lot (measured 10x): run this module single-threaded and restore the setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ parametrised case of the new name fail loudly.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import single_torch_thread
 
 from certunlearn.errors import CertUnlearnError, ConfigError, SampleIdError
 from certunlearn.models import LogisticRegression
@@ -41,22 +41,6 @@ from certunlearn.unlearn import (
 EPS, DELTA = 1.0, 1e-5
 N, P, K = 40, 3, 3
 
-
-@contextlib.contextmanager
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems on a shared machine: one intra-op thread."""
-    with one_thread():
-        yield
 
 
 class Problem(NamedTuple):
@@ -131,7 +115,7 @@ def forget(un: Unlearner, ids: Any, seed: int = 0, **kwargs: Any) -> UnlearnResu
 
 @pytest.fixture(scope="module")
 def problem() -> Problem:
-    with one_thread():
+    with single_torch_thread():
         return make_problem()
 
 

@@ -50,13 +50,6 @@ EPS, DELTA = 1.0, 1e-5
 PROPERTY = settings(max_examples=15, deadline=None, database=None)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: one intra-op thread is faster, and far faster on a shared, busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _gen(seed: int) -> torch.Generator:

@@ -9,12 +9,12 @@ certunlearn.train.coupled_retrain for the coupled oracle (its own tests live in 
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import single_torch_thread
 from torch import Tensor
 
 from certunlearn.certify.gaussian import gaussian_sigma
@@ -37,22 +37,6 @@ from certunlearn.unlearn import (
 
 EPS, DELTA = 1.0, 1e-5
 
-
-@contextlib.contextmanager
-def one_thread():
-    """Tiny problems on a shared machine: one intra-op thread is far faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with one_thread():
-        yield
 
 
 def flat(state: dict[str, Tensor], names: tuple[str, ...]) -> Tensor:
@@ -228,7 +212,7 @@ def expected_delta(tag: str, kwargs: dict, c: dict[str, float]) -> float:
 @pytest.fixture(scope="module")
 def softmax_cases():
     """Trained softmax-regression problems: exact optimum and a deliberately γ-suboptimal start."""
-    with one_thread():
+    with single_torch_thread():
         return _softmax_cases()
 
 
@@ -390,7 +374,7 @@ def train_mlp(seed: int, *, n: int, p: int, K: int, hidden: int, wd: float, iter
 
 @pytest.fixture(scope="module")
 def briefly_trained_mlps():
-    with one_thread():
+    with single_torch_thread():
         return {seed: train_mlp(seed, n=80, p=5, K=3, hidden=24, wd=1e-3, iters=30) for seed in range(3)}
 
 
@@ -461,7 +445,7 @@ def test_non_adaptive_rejection_returns_the_model_unchanged(briefly_trained_mlps
 @pytest.fixture(scope="module")
 def stationary_mlps():
     """tanh MLP 5-12-3 (111 parameters), weak weight decay 1e-4, 15% label noise, L-BFGS to ~1e-6."""
-    with one_thread():
+    with single_torch_thread():
         return {seed: train_mlp(seed, n=100, p=5, K=3, hidden=12, wd=1e-4, iters=400) for seed in (0, 1, 2)}
 
 
@@ -535,7 +519,7 @@ def test_gradient_ascent_increases_the_forget_loss(softmax_cases):
 
 @pytest.fixture(scope="module")
 def sgd_trained():
-    with one_thread():
+    with single_torch_thread():
         return _sgd_trained()
 
 

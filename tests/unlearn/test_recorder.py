@@ -25,13 +25,6 @@ N, FEATURES, CLASSES = 11, 3, 3  # batch_size 4 -> batches of 4, 4, 3: an uneven
 RTOL, ATOL = 1e-9, 1e-13
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems: one intra-op thread is faster, and far faster on a shared, busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _gen(seed: int) -> torch.Generator:
