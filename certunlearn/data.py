@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from certunlearn.errors import ConfigError, InputError
-from certunlearn.validation import check_int, check_positive, check_real
+from certunlearn.validation import check_int, check_positive, check_real, register
 
 __all__ = [
     "DATASETS",
@@ -232,9 +232,7 @@ def register_dataset(
         >>> "tiny" in DATASETS
         True
     """
-    if name in DATASETS and not force:
-        raise ConfigError(f"dataset {name!r} is already registered; pass force=True to replace it")
-    DATASETS[name] = loader
+    register("dataset", DATASETS, name, loader, force=force)
 
 
 for _name, _loader in (

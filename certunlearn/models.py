@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from certunlearn.errors import ConfigError, InputError
-from certunlearn.validation import check_choice, check_int
+from certunlearn.validation import check_choice, check_int, register
 
 __all__ = [
     "MODELS",
@@ -174,9 +174,7 @@ def register_model(name: str, factory: Callable[..., nn.Module], *, force: bool 
         ...
         certunlearn.errors.ConfigError: model 'logreg' is already registered; pass force=True to replace it
     """
-    if name in MODELS and not force:
-        raise ConfigError(f"model {name!r} is already registered; pass force=True to replace it")
-    MODELS[name] = factory
+    register("model", MODELS, name, factory, force=force)
 
 
 register_model("logreg", LogisticRegression)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
 
@@ -147,3 +148,23 @@ def check_real_array(
     if not np.all(np.isfinite(array)):
         raise InputError(f"{name} contains NaN or infinite values")
     return array
+
+
+def register(kind: str, registry: dict[str, Any], name: object, value: object, *, force: bool = False) -> None:
+    """Add ``value`` to ``registry`` under ``name``; refuse to overwrite unless ``force``.
+
+    The one rule behind every ``register_<kind>`` function of the library.
+
+    Example:
+        >>> table: dict[str, Any] = {"a": 1}
+        >>> register("thing", table, "b", 2)
+        >>> register("thing", table, "a", 3)
+        Traceback (most recent call last):
+        ...
+        certunlearn.errors.ConfigError: thing 'a' is already registered; pass force=True to replace it
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{kind} name must be a non-empty string, got {name!r}")
+    if name in registry and not force:
+        raise ConfigError(f"{kind} {name!r} is already registered; pass force=True to replace it")
+    registry[name] = value

@@ -53,7 +53,7 @@ from scipy.special import softmax
 
 from certunlearn.audit.signals import PROBABILITY_FLOOR
 from certunlearn.errors import ConfigError, InputError
-from certunlearn.validation import check_int, check_positive, check_real_array
+from certunlearn.validation import check_int, check_positive, check_real_array, register
 
 __all__ = [
     "CHEN_FEATURES",
@@ -279,13 +279,9 @@ def register_feature(name: str, function: FeatureFunction, *, force: bool = Fals
         ...
         certunlearn.errors.ConfigError: feature 'basic' is already registered; pass force=True to replace it
     """
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"feature name must be a non-empty string, got {name!r}")
     if not callable(function):
         raise ConfigError(f"feature {name!r} must be callable, got {type(function).__name__}")
-    if name in FEATURES and not force:
-        raise ConfigError(f"feature {name!r} is already registered; pass force=True to replace it")
-    FEATURES[name] = function
+    register("feature", FEATURES, name, function, force=force)
 
 
 for _name, _function in (
@@ -503,9 +499,7 @@ def register_defence(
         certunlearn.errors.ConfigError: defence 'none' is already registered; pass force=True to replace it
     """
     entry = Defence(name, function, parameter, parameter_type)
-    if name in DEFENCES and not force:
-        raise ConfigError(f"defence {name!r} is already registered; pass force=True to replace it")
-    DEFENCES[name] = entry
+    register("defence", DEFENCES, name, entry, force=force)
 
 
 register_defence("none", no_defence)

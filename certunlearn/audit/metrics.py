@@ -73,8 +73,14 @@ def _check_scores(name: str, scores: object) -> np.ndarray:
     return check_real_array(name, scores, ndim=1, non_empty=True)
 
 
-def _readonly(array: np.ndarray) -> np.ndarray:
-    out = np.array(array, copy=True)
+def readonly_copy(array: object, dtype: type | None = None) -> np.ndarray:
+    """A read-only copy of ``array`` (optionally cast), for arrays held by frozen results.
+
+    Example:
+        >>> readonly_copy([1, 2], np.float64).flags.writeable
+        False
+    """
+    out = np.array(array, dtype=dtype, copy=True)
     out.flags.writeable = False
     return out
 
@@ -215,7 +221,7 @@ class RocCurve:
         if tp.min() < 0 or tp.max() > n_in or fp.min() < 0 or fp.max() > n_out:
             raise InputError("RocCurve counts must lie in [0, n_in] and [0, n_out]")
         for name, array in arrays.items():
-            object.__setattr__(self, name, _readonly(array))
+            object.__setattr__(self, name, readonly_copy(array))
         object.__setattr__(self, "n_in", n_in)
         object.__setattr__(self, "n_out", n_out)
 

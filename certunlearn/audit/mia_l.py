@@ -57,7 +57,7 @@ from scipy.special import softmax as _softmax
 from torch import Tensor, nn
 
 from certunlearn.audit.epsilon import EpsilonBound, epsilon_lower_bound
-from certunlearn.audit.metrics import AttackMetrics, attack_metrics
+from certunlearn.audit.metrics import AttackMetrics, attack_metrics, readonly_copy
 from certunlearn.audit.shadows import (
     ShadowSet,
     ShadowSpec,
@@ -70,12 +70,14 @@ from certunlearn.audit.shadows import (
 from certunlearn.audit.signals import confidence, lira_logit, membership_scores
 from certunlearn.errors import ConfigError, InputError
 from certunlearn.progress import ProgressFn
+from certunlearn.serialize import plain
 from certunlearn.validation import (
     check_choice,
     check_int,
     check_positive,
     check_real,
     check_real_array,
+    register,
 )
 
 __all__ = [
@@ -828,24 +830,14 @@ def register_attack(
         ...
         certunlearn.errors.ConfigError: attack 'loss' is already registered; pass force=True to replace it
     """
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"attack name must be a non-empty string, got {name!r}")
     if not callable(fn):
         raise ConfigError(f"attack {name!r} must be callable, got {type(fn).__name__}")
-    if name in ATTACKS and not force:
-        raise ConfigError(f"attack {name!r} is already registered; pass force=True to replace it")
-    ATTACKS[name] = Attack(fn, bool(needs_shadows), bool(needs_population), str(description))
+    register("attack", ATTACKS, name, Attack(fn, bool(needs_shadows), bool(needs_population), str(description)), force=force)
 
 
 # ---------------------------------------------------------------------------------------------
 # Result
 # ---------------------------------------------------------------------------------------------
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    out = np.array(array, dtype=np.float64, copy=True)
-    out.flags.writeable = False
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -901,12 +893,12 @@ class MIAResult:
         object.__setattr__(
             self,
             "scores_in",
-            MappingProxyType({k: _readonly(v) for k, v in self.scores_in.items()}),
+            MappingProxyType({k: readonly_copy(v, np.float64) for k, v in self.scores_in.items()}),
         )
         object.__setattr__(
             self,
             "scores_out",
-            MappingProxyType({k: _readonly(v) for k, v in self.scores_out.items()}),
+            MappingProxyType({k: readonly_copy(v, np.float64) for k, v in self.scores_out.items()}),
         )
         object.__setattr__(
             self,
@@ -962,7 +954,7 @@ class MIAResult:
             entry: dict[str, Any] = {
                 "metrics": self.metrics[name].as_dict(include_roc=include_roc),
                 "epsilon": self.epsilon[name].as_dict(),
-                "details": _jsonable(dict(self.details[name])),
+                "details": plain(dict(self.details[name])),
                 "description": ATTACKS[name].description if name in ATTACKS else "",
             }
             if include_scores:
@@ -988,20 +980,6 @@ class MIAResult:
             "delta": self.delta,
             "notes": list(self.notes),
         }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,11 +77,12 @@ from certunlearn.audit.features import (
     parse_defence,
     true_label_confidences,
 )
-from certunlearn.audit.metrics import AttackMetrics, attack_metrics
+from certunlearn.audit.metrics import AttackMetrics, attack_metrics, readonly_copy
 from certunlearn.autodiff.functional import FunctionalModel
 from certunlearn.errors import ConfigError, InputError
 from certunlearn.models import MODELS, build_model
 from certunlearn.progress import ProgressFn, report
+from certunlearn.serialize import plain
 from certunlearn.train.config import SGDConfig
 from certunlearn.train.sgd import coupled_retrain, train_sgd
 from certunlearn.unlearn.base import UnlearnResult, get_unlearner
@@ -91,6 +92,7 @@ from certunlearn.validation import (
     check_open_unit,
     check_real,
     check_real_array,
+    register,
 )
 
 __all__ = [
@@ -207,15 +209,9 @@ def register_attack_classifier(
         ...
         certunlearn.errors.ConfigError: attack classifier 'mlp' is already registered; pass force=True to replace it
     """
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"attack classifier name must be a non-empty string, got {name!r}")
     if not callable(factory):
         raise ConfigError(f"attack classifier {name!r} factory must be callable")
-    if name in ATTACK_CLASSIFIERS and not force:
-        raise ConfigError(
-            f"attack classifier {name!r} is already registered; pass force=True to replace it"
-        )
-    ATTACK_CLASSIFIERS[name] = factory
+    register("attack classifier", ATTACK_CLASSIFIERS, name, factory, force=force)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,14 +236,8 @@ def _names(what: str, values: object, registry: Mapping[str, Any] | Sequence[str
     return out
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return repr(value)
+def _spec_plain(value: Any) -> Any:
+    return plain(value, unknown=repr)
 
 
 _RESERVED_MODEL_KWARGS = ("generator", "in_features", "num_classes")
@@ -392,7 +382,7 @@ class MIAUSpec:
             "n_unlearned_per_original": self.n_unlearned_per_original,
             "records_per_original": self.records_per_original,
             "model": model,
-            "model_kwargs": _jsonable(dict(self.model_kwargs)),
+            "model_kwargs": _spec_plain(dict(self.model_kwargs)),
             "training": self.training.to_dict(),
             "attack_models": list(self.attack_models),
             "random_forest_trees": self.random_forest_trees,
@@ -411,12 +401,6 @@ class MIAUSpec:
 # ---------------------------------------------------------------------------------------------
 # Results
 # ---------------------------------------------------------------------------------------------
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    out = np.array(array, copy=True)
-    out.flags.writeable = False
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,8 +445,8 @@ class MIAUQueries:
             "universe_ids", "record_ids", "is_member", "original_index", "unlearned_index",
             "original_logits", "unlearned_logits",
         ):
-            object.__setattr__(self, name, _readonly(np.asarray(getattr(self, name))))
-        object.__setattr__(self, "training_ids", tuple(_readonly(t) for t in self.training_ids))
+            object.__setattr__(self, name, readonly_copy(np.asarray(getattr(self, name))))
+        object.__setattr__(self, "training_ids", tuple(readonly_copy(t) for t in self.training_ids))
 
     @property
     def n_positives(self) -> int:
@@ -603,8 +587,8 @@ class MIAUAttackResult:
     scores_out: np.ndarray
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scores_in", _readonly(np.asarray(self.scores_in, np.float64)))
-        object.__setattr__(self, "scores_out", _readonly(np.asarray(self.scores_out, np.float64)))
+        object.__setattr__(self, "scores_in", readonly_copy(np.asarray(self.scores_in, np.float64)))
+        object.__setattr__(self, "scores_out", readonly_copy(np.asarray(self.scores_out, np.float64)))
 
     @property
     def auc(self) -> float:
@@ -1251,9 +1235,9 @@ class UnlearningAudit:
     def __post_init__(self) -> None:
         object.__setattr__(self, "attack", MappingProxyType(dict(self.attack)))
         object.__setattr__(self, "accuracy", MappingProxyType(dict(self.accuracy)))
-        object.__setattr__(self, "scores_forget", _readonly(np.asarray(self.scores_forget, np.float64)))
+        object.__setattr__(self, "scores_forget", readonly_copy(np.asarray(self.scores_forget, np.float64)))
         object.__setattr__(
-            self, "scores_negative", _readonly(np.asarray(self.scores_negative, np.float64))
+            self, "scores_negative", readonly_copy(np.asarray(self.scores_negative, np.float64))
         )
 
     @property

@@ -183,9 +183,9 @@ def _hfocu(plan: AuditPlan, progress: ProgressFn | None) -> dict[str, Any]:
 
 
 def _deployed(plan: AuditPlan, progress: ProgressFn | None) -> dict[str, Any]:
-    from certunlearn.audit.runner import MIALJob, run_mia_l_job
-    from certunlearn.model_files import load_arrays, load_user_model, model_dtype
-    from certunlearn.report.build import build_report
+    from certunlearn.audit.runner import MIALJob, load_mia_l_inputs, run_mia_l_job
+    from certunlearn.model_files import load_arrays, load_user_model
+    from certunlearn.report.build import array_digest, build_report
 
     model_s, data, claimed, unlearning, audit = plan.model, plan.data, plan.claimed, plan.unlearning, plan.audit
     job = MIALJob(
@@ -197,40 +197,37 @@ def _deployed(plan: AuditPlan, progress: ProgressFn | None) -> dict[str, Any]:
         alpha=float(audit["alpha"]), seed=int(audit["seed"]),
     )
     started = time.perf_counter()
-    mia_l = run_mia_l_job(job, progress=progress)["mia_l"]
-    X_in, y_in = load_arrays(data["members"])
-    X_out, y_out = load_arrays(data["non_members"])
-    model = load_user_model(model_s["name"], model_s["weights"], X=torch.cat([X_in, X_out]),
-                            y=torch.cat([y_in, y_out]), model_args=model_s["args"])
-    dtype = model_dtype(model)
-    released: dict[str, float] = {}
+    loaded = load_mia_l_inputs(job)
+    mia_l = run_mia_l_job(job, loaded=loaded, progress=progress)["mia_l"]
+    model, dtype = loaded.model.eval(), loaded.X_members.dtype
+    forget = None if data["forget"] is None else load_arrays(data["forget"])
     with torch.no_grad():
-        model.eval()
-        released["retain"] = _accuracy(model(X_in.to(dtype)), y_in)
-        released["test"] = _accuracy(model(X_out.to(dtype)), y_out)
-        if data["forget"] is not None:
-            X_f, y_f = load_arrays(data["forget"])
-            released["forget"] = _accuracy(model(X_f.to(dtype)), y_f)
+        released = {"retain": _accuracy(model(loaded.X_members), loaded.y_members),
+                    "test": _accuracy(model(loaded.X_non_members), loaded.y_non_members)}
+        if forget is not None:
+            released["forget"] = _accuracy(model(forget[0].to(dtype)), forget[1])
     mia_u = None
-    if unlearning["original"] and unlearning["unlearned"] and data["forget"] is not None:
-        original = load_user_model(model_s["name"], unlearning["original"], X=X_in, y=torch.cat([y_in, y_out]),
-                                   model_args=model_s["args"])
-        unlearned = load_user_model(model_s["name"], unlearning["unlearned"], X=X_in, y=torch.cat([y_in, y_out]),
-                                    model_args=model_s["args"])
-        X_f, y_f = load_arrays(data["forget"])
-        X_u = torch.cat([X_f, X_out]).to(dtype)
+    if unlearning["original"] and unlearning["unlearned"] and forget is not None:
+        labels = torch.cat([loaded.y_members, loaded.y_non_members])
+        original, unlearned = (load_user_model(model_s["name"], unlearning[key], X=loaded.X_members, y=labels,
+                                               model_args=model_s["args"]).eval()
+                               for key in ("original", "unlearned"))
+        X_u = torch.cat([forget[0].to(dtype), loaded.X_non_members])
         with torch.no_grad():
-            mia_u = {"attacks": {"l2_distance-threshold": _mia_u_l2(original.eval()(X_u), unlearned.eval()(X_u),
-                                                                    len(y_f), job.alpha, job.delta)},
+            mia_u = {"attacks": {"l2_distance-threshold": _mia_u_l2(original(X_u), unlearned(X_u),
+                                                                    len(forget[1]), job.alpha, job.delta)},
                      "negatives": "out_out (the non-member file)"}
     certificate = {"method": claimed["method"], "status": "certified" if claimed["certified"] else "uncertified",
                    "certified": bool(claimed["certified"]), "epsilon": claimed["epsilon"],
                    "delta": claimed["delta"], "reasons": [] if claimed["certified"] else
                    ["the provider states no certificate; the audit checks for detectable leakage only"]}
-    ids_digest_source = sorted(range(len(y_in)))
+    # the request is the forget file's rows (or, without one, the audited member rows)
+    request_rows = forget if forget is not None else (loaded.X_members, loaded.y_members)
+    request = {"request_id": plan.name, "ids": list(range(len(request_rows[1]))), "scope": plan.claim,
+               "records_sha256": array_digest(request_rows[0].numpy())}
     report = build_report(
-        request={"request_id": plan.name, "ids": ids_digest_source, "scope": plan.claim},
-        lineage={"released_params": dict(model.state_dict()), "data_manifest": X_in.numpy(),
+        request=request,
+        lineage={"released_params": dict(model.state_dict()), "data_manifest": loaded.X_members.numpy(),
                  "config": {"plan": plan.raw}, "seeds": {"audit": int(audit["seed"])}, "device": "cpu",
                  "model": model_s["name"], "retrain_reference": False},
         certificate=certificate, utility={"released": released}, mia_l=mia_l, mia_u=mia_u,

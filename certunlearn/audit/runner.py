@@ -32,11 +32,7 @@ from certunlearn.progress import ProgressFn
 from certunlearn.train.config import SGDConfig
 from certunlearn.validation import check_int, check_nonnegative, check_open_unit
 
-__all__ = ["MIALJob", "MIAUJob", "run_mia_l_job", "run_mia_u_job"]
-
-
-def _training(epochs: int, batch_size: int, lr: float, weight_decay: float, seed: int) -> SGDConfig:
-    return SGDConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed)
+__all__ = ["LoadedModel", "MIALJob", "MIAUJob", "load_mia_l_inputs", "run_mia_l_job", "run_mia_u_job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,42 +85,61 @@ class MIALJob:
         check_int("seed", self.seed, minimum=0)
 
 
-def run_mia_l_job(job: MIALJob, *, progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Load the model and data, train (or reuse) shadows if an attack needs them, attack, summarise."""
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A user's model with its member and non-member data, loaded once (in the model's dtype)."""
+
+    model: torch.nn.Module
+    X_members: torch.Tensor
+    y_members: torch.Tensor
+    X_non_members: torch.Tensor
+    y_non_members: torch.Tensor
+
+
+def load_mia_l_inputs(job: MIALJob) -> LoadedModel:
+    """Read the job's model and data files."""
+    X_in, y_in = load_arrays(job.members)
+    X_out, y_out = load_arrays(job.non_members)
+    model = load_user_model(job.model, job.weights, X=torch.cat([X_in, X_out]), y=torch.cat([y_in, y_out]),
+                            model_args=job.model_args)
+    dtype = model_dtype(model)
+    return LoadedModel(model, X_in.to(dtype), y_in, X_out.to(dtype), y_out)
+
+
+def run_mia_l_job(job: MIALJob, *, loaded: LoadedModel | None = None,
+                  progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Load the model and data (unless ``loaded``), train or reuse shadows if needed, attack, summarise."""
     import numpy as np
 
     from certunlearn.audit.mia_l import ATTACKS, run_mia_l
     from certunlearn.audit.shadows import ShadowSpec
 
-    X_in, y_in = load_arrays(job.members)
-    X_out, y_out = load_arrays(job.non_members)
     unknown = [a for a in job.attacks if a not in ATTACKS]
     if unknown:
         raise ConfigError(f"unknown attacks {unknown}: use some of {sorted(ATTACKS)}")
-    model = load_user_model(job.model, job.weights, X=torch.cat([X_in, X_out]), y=torch.cat([y_in, y_out]),
-                            model_args=job.model_args)
-    dtype = model_dtype(model)
-    X_in, X_out = X_in.to(dtype), X_out.to(dtype)
-    if job.shadow_data is not None:
-        shadow_X, shadow_y = load_arrays(job.shadow_data)
-    else:
-        shadow_X, shadow_y = torch.cat([X_in, X_out]), torch.cat([y_in, y_out])
-    shadow_X = shadow_X.to(dtype)
+    data = loaded or load_mia_l_inputs(job)
+    dtype = data.X_members.dtype
     needs_shadows = any(ATTACKS[a].needs_shadows for a in job.attacks)
-    spec = None
+    spec = shadow_X = shadow_y = None
     if needs_shadows:
+        if job.shadow_data is not None:
+            shadow_X, shadow_y = load_arrays(job.shadow_data)
+            shadow_X = shadow_X.to(dtype)
+        else:
+            shadow_X = torch.cat([data.X_members, data.X_non_members])
+            shadow_y = torch.cat([data.y_members, data.y_non_members])
         args = {k: v for k, v in job.model_args.items() if k not in ("dtype", "generator")}
         spec = ShadowSpec(
             model=job.model, model_kwargs=args, n_shadows=job.shadows,
-            training=_training(job.shadow_epochs, job.shadow_batch_size, job.shadow_lr,
-                               job.shadow_weight_decay, job.seed),
+            training=SGDConfig(epochs=job.shadow_epochs, batch_size=job.shadow_batch_size, lr=job.shadow_lr,
+                               weight_decay=job.shadow_weight_decay, seed=job.seed),
             dtype="float64" if dtype == torch.float64 else "float32",
         )
     result = run_mia_l(
-        model, X_in, y_in, X_out, y_out, attacks=job.attacks,
-        shadow_X=shadow_X if needs_shadows else None, shadow_y=shadow_y if needs_shadows else None,
-        shadow_spec=spec, cache_dir=job.cache_dir, delta=job.delta, alpha=job.alpha,
-        rng=np.random.default_rng(job.seed), progress=progress,
+        data.model, data.X_members, data.y_members, data.X_non_members, data.y_non_members,
+        attacks=job.attacks, shadow_X=shadow_X, shadow_y=shadow_y, shadow_spec=spec,
+        cache_dir=job.cache_dir, delta=job.delta, alpha=job.alpha, rng=np.random.default_rng(job.seed),
+        progress=progress,
     )
     return {"job": {**asdict(job), "attacks": list(job.attacks)}, "mia_l": result.as_dict()}
 
@@ -199,8 +214,8 @@ def run_mia_u_job(job: MIAUJob, *, progress: ProgressFn | None = None) -> dict[s
         n_shadow_originals=job.shadow_originals, n_unlearned_per_original=job.unlearned_per_original,
         records_per_original=job.records_per_original, model=job.model,
         model_kwargs={k: v for k, v in job.model_args.items() if k not in ("dtype", "generator")},
-        training=_training(job.shadow_epochs, job.shadow_batch_size, job.shadow_lr,
-                           job.shadow_weight_decay, job.seed),
+        training=SGDConfig(epochs=job.shadow_epochs, batch_size=job.shadow_batch_size, lr=job.shadow_lr,
+                           weight_decay=job.shadow_weight_decay, seed=job.seed),
         attack_models=job.attack_models, negatives=job.negatives_kind, alpha=job.alpha,
         delta=job.delta, seed=job.seed, random_forest_trees=100,
     )

@@ -814,7 +814,7 @@ def _train_vectorized(
             if first:
                 try:
                     params = step(params, buffers, X[rows], y[rows], weights[s], lr[s], active[s])
-                except (RuntimeError, NotImplementedError) as exc:
+                except RuntimeError as exc:  # includes vmap's missing batching rules (a subclass)
                     raise _NotVectorizable(str(exc)) from exc
                 first = False
             else:

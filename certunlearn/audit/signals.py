@@ -38,7 +38,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from certunlearn.errors import ConfigError, InputError
-from certunlearn.validation import check_real_array
+from certunlearn.validation import check_real_array, register
 
 __all__ = [
     "PROBABILITY_FLOOR",
@@ -292,9 +292,7 @@ def register_signal(name: str, fn: SignalFunction, *, force: bool = False) -> No
         ...
         certunlearn.errors.ConfigError: signal 'loss' is already registered; pass force=True to replace it
     """
-    if name in SIGNALS and not force:
-        raise ConfigError(f"signal {name!r} is already registered; pass force=True to replace it")
-    SIGNALS[name] = fn
+    register("signal", SIGNALS, name, fn, force=force)
 
 
 def membership_scores(

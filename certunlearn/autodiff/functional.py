@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, jvp, vmap
 
 from certunlearn.errors import ConfigError, InputError
-from certunlearn.validation import check_choice
+from certunlearn.validation import check_choice, register
 
 __all__ = ["LOSSES", "FunctionalModel", "ParamLayout", "register_loss"]
 
@@ -60,9 +60,7 @@ def register_loss(name: str, fn: Callable[[Tensor, Tensor], Tensor], *, force: b
         ...
         certunlearn.errors.ConfigError: loss 'mse' is already registered; pass force=True to replace it
     """
-    if name in LOSSES and not force:
-        raise ConfigError(f"loss {name!r} is already registered; pass force=True to replace it")
-    LOSSES[name] = fn
+    register("loss", LOSSES, name, fn, force=force)
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,14 +59,14 @@ def calibrate(
 @app.command()
 @handle_errors
 def demo(
-    out: Annotated[Path, typer.Option(help="Directory for summary.json.")] = Path("certunlearn-demo"),
+    out: Annotated[Path, typer.Option(help="Directory for report.json, report.html, report.md and summary.json.")] = Path("certunlearn-demo"),
     epsilon: Annotated[float, typer.Option(help="Epsilon of the certified release.")] = 1.0,
     delta: Annotated[float, typer.Option(help="Delta of the certified release.")] = 1e-5,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of split, schedule, forget set and noise.")] = 0,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal).")] = None,
 ) -> None:
-    """Train softmax regression on digits with HF-OCU, forget 1% of it, certify, compare to retraining."""
+    """Train softmax regression on digits with HF-OCU, forget 1%, certify, audit (MIA-L, MIA-U) and write the compliance report."""
     from certunlearn.demo import DemoSpec, run_demo, write_demo
 
     spec = DemoSpec(epsilon=epsilon, delta=delta, epochs=epochs, seed=seed)

@@ -55,6 +55,7 @@ from certunlearn.report.schema import (
     load_schema,
     report_digest,
 )
+from certunlearn.serialize import plain
 
 __all__ = [
     "GLOSSARY",
@@ -206,23 +207,8 @@ def config_digest(config: object) -> str:
         >>> config_digest({"lr": 0.5, "epochs": 2}) == config_digest({"epochs": 2, "lr": 0.5})
         True
     """
-    text = json.dumps(_plain(config), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    text = json.dumps(plain(config), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _plain(value: Any) -> Any:
-    """Python/numpy containers and scalars → JSON types (tuples → lists, numpy → python)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        return value.item()
-    if hasattr(value, "item") and hasattr(value, "detach") and getattr(value, "ndim", 1) == 0:
-        return value.item()
-    return value
 
 
 def sanitise(value: Any, *, path: str = "$") -> tuple[Any, list[dict[str, str]]]:
@@ -252,7 +238,7 @@ def sanitise(value: Any, *, path: str = "$") -> tuple[Any, list[dict[str, str]]]
             return None
         return item
 
-    return walk(_plain(value), path), notes
+    return walk(plain(value), path), notes
 
 
 # ---------------------------------------------------------------------------------------------

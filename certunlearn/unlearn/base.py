@@ -16,11 +16,13 @@ import torch
 from torch import Tensor
 
 from certunlearn.errors import ConfigError
+from certunlearn.validation import register
 
 __all__ = [
     "UNLEARNERS",
     "UnlearnResult",
     "Unlearner",
+    "feature_bound_problem",
     "gaussian_noise_like",
     "tensor_digest",
     "get_unlearner",
@@ -120,9 +122,7 @@ UNLEARNERS: dict[str, type[Unlearner]] = {}
 
 def register_unlearner(name: str, cls: type[Unlearner], *, force: bool = False) -> None:
     """Register an unlearning method class under ``name`` (refuses to overwrite unless ``force``)."""
-    if name in UNLEARNERS and not force:
-        raise ConfigError(f"unlearner {name!r} is already registered; pass force=True to replace it")
-    UNLEARNERS[name] = cls
+    register("unlearner", UNLEARNERS, name, cls, force=force)
 
 
 def get_unlearner(name: str) -> type[Unlearner]:
@@ -139,6 +139,24 @@ def gaussian_noise_like(theta: Tensor, sigma: float, generator: torch.Generator 
         return torch.zeros_like(theta)
     noise = torch.randn(theta.shape, generator=generator, dtype=theta.dtype, device=theta.device)
     return noise.mul_(sigma)
+
+
+def feature_bound_problem(X: Tensor, bound: float) -> str | None:
+    """Why the rows of ``X`` break the public feature-norm bound, or None when they respect it.
+
+    Rows clipped to norm X in float32 can come out at X·(1 + 1e-7); rows up to X·(1 + 4·machine-ε)
+    of X's dtype are accepted (docs/theory.md §5.5) and the constants are derived from X itself.
+
+    Example:
+        >>> feature_bound_problem(torch.ones(2, 1, dtype=torch.float32) * 1.0000001, 1.0) is None
+        True
+        >>> feature_bound_problem(torch.full((1, 1), 2.0), 1.0)
+        'a training row has norm 2 > feature_norm_bound 1'
+    """
+    measured = float(X.flatten(1).norm(dim=1).max())
+    if measured > bound * (1.0 + 4.0 * torch.finfo(X.dtype).eps):
+        return f"a training row has norm {measured:.6g} > feature_norm_bound {bound:g}"
+    return None
 
 
 def tensor_digest(theta: Tensor) -> str:

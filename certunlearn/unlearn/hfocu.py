@@ -58,6 +58,7 @@ from certunlearn.train.sgd import check_sample_ids, prepare_data, run_schedule
 from certunlearn.unlearn.base import (
     Unlearner,
     UnlearnResult,
+    feature_bound_problem,
     gaussian_noise_like,
     register_unlearner,
 )
@@ -202,8 +203,8 @@ class HFOCU(Unlearner):
                 stacklevel=3,
             )
             bound, source = measured, "estimated"
-        elif measured > bound * (1.0 + 4.0 * torch.finfo(fm.dtype).eps):  # rounding of clipped rows (§5.5)
-            problems.append(f"a training row has norm {measured:.6g} > feature_norm_bound {bound:g}")
+        elif (problem := feature_bound_problem(X, bound)) is not None:
+            problems.append(problem)
         try:
             derived = softmax_regression_assumptions(
                 feature_norm_bound=bound,

@@ -40,7 +40,7 @@ from certunlearn.certify.ledger import Ledger
 from certunlearn.errors import AssumptionError, ConfigError, SampleIdError, UnlearningError
 from certunlearn.models import LogisticRegression
 from certunlearn.train.sgd import check_sample_ids, prepare_data
-from certunlearn.unlearn.base import Unlearner, UnlearnResult
+from certunlearn.unlearn.base import Unlearner, UnlearnResult, feature_bound_problem
 from certunlearn.unlearn.release import make_release
 from certunlearn.validation import check_choice, check_nonnegative, check_open_unit, check_positive
 
@@ -154,10 +154,10 @@ class PostHocUnlearner(Unlearner):
                           "constants are derived only for LogisticRegression with cross-entropy",)
         if self.feature_norm_bound is None:
             return None, ("feature_norm_bound not given: the constants cannot be derived from public numbers",)
-        measured = float(self.X.flatten(1).norm(dim=1).max())
         x = self.feature_norm_bound
-        if measured > x * (1.0 + 4.0 * torch.finfo(self.fm.dtype).eps):  # rounding of clipped rows (§5.5)
-            return None, (f"a training row has norm {measured:.6g} > feature_norm_bound {self.feature_norm_bound:g}",)
+        problem = feature_bound_problem(self.X, x)
+        if problem is not None:
+            return None, (problem,)
         if self.weight_decay <= 0:
             return None, ("weight_decay = 0: the objective is not strongly convex",)
         g_ce = math.sqrt(2.0) * math.sqrt(x * x + 1.0)

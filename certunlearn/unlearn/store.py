@@ -43,7 +43,7 @@ _DATA_FILE = "statistics.bin"
 _META_FILE = "statistics.json"
 
 
-_SUM_BLOCK = 256  # rows gathered at once by sum_rows
+_SUM_BLOCK_BYTES = 64 << 20  # sum_rows gathers at most this much at once
 
 
 class StatisticsStore:
@@ -171,8 +171,9 @@ class StatisticsStore:
             total = self._data[int(rows[0])].to(device=target, dtype=dtype, copy=True)
         else:  # blocks of rows: memory O(block·d), not O(m·d)
             total = torch.zeros(self.dim, dtype=dtype, device=target)
-            for start in range(0, len(rows), _SUM_BLOCK):
-                total += self.gather(rows[start : start + _SUM_BLOCK], dtype=dtype, device=target).sum(dim=0)
+            block = max(1, _SUM_BLOCK_BYTES // (self.dim * max(self._data.element_size(), total.element_size())))
+            for start in range(0, len(rows), block):
+                total += self.gather(rows[start : start + block], dtype=dtype, device=target).sum(dim=0)
         if self._memmap is not None:  # drop the pages just read: resident memory stays bounded
             for row in rows:
                 self.release(int(row), int(row) + 1)

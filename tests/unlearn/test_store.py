@@ -212,3 +212,18 @@ def test_loading_a_corrupt_store_raises_input_error(how: str, tmp_path: Path) ->
     _corrupt(tmp_path / "s", how)
     with pytest.raises(InputError):
         StatisticsStore.load(tmp_path / "s")
+
+
+@pytest.mark.parametrize("memmap", [False, True])
+def test_sum_rows_in_several_blocks_equals_a_plain_sum(tmp_path, monkeypatch, memmap) -> None:
+    """Force blocks of 3 rows (bounded memory) and compare with numpy's sum over the chosen rows."""
+    import certunlearn.unlearn.store as store_module
+
+    ids, d = list(range(20)), 5
+    store = StatisticsStore(ids, d, storage_dtype="float64", path=tmp_path / "rows.bin" if memmap else None)
+    values = np.random.default_rng(0).normal(size=(20, d))
+    store.write(0, 20, torch.from_numpy(values))
+    monkeypatch.setattr(store_module, "_SUM_BLOCK_BYTES", 3 * d * 8)
+    rows = np.array([1, 4, 5, 9, 11, 12, 17, 19])
+    total = store.sum_rows(rows, dtype=torch.float64)
+    np.testing.assert_allclose(total.numpy(), values[rows].sum(axis=0), rtol=1e-12)
