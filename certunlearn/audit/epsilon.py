@@ -405,6 +405,14 @@ def epsilon_from_counts(
     )
 
 
+def _threshold_counts(scores_in: object, scores_out: object, thresholds: object) -> tuple[Any, ...]:
+    """Checked scores → (thresholds, FP and FN counts, n_thresholds for the correction, mode, n_in, n_out)."""
+    members = _check_scores("scores_in", scores_in)
+    non_members = _check_scores("scores_out", scores_out)
+    values, fp, fn, n_thresholds, mode = _candidate_counts(members, non_members, thresholds)
+    return values, fp, fn, n_thresholds, mode, members.size, non_members.size
+
+
 def epsilon_lower_bound(
     scores_in: object,
     scores_out: object,
@@ -445,13 +453,10 @@ def epsilon_lower_bound(
         >>> round(bound.epsilon, 2), round(bound.cap, 2), bound.direction
         (4.16, 4.48, 'in-out')
     """
-    members = _check_scores("scores_in", scores_in)
-    non_members = _check_scores("scores_out", scores_out)
     delta = _check_delta(delta, allow_zero=True)
     alpha = check_open_unit("alpha", alpha)
-    values, fp, fn, n_thresholds, mode = _candidate_counts(members, non_members, thresholds)
+    values, fp, fn, n_thresholds, mode, n_in, n_out = _threshold_counts(scores_in, scores_out, thresholds)
     level = alpha / (2.0 * n_thresholds)
-    n_in, n_out = members.size, non_members.size
     epsilon, index, direction, fpr_ub, fnr_ub = _cp_bound_at_counts(
         fp, fn, n_out, n_in, delta, level
     )
@@ -541,13 +546,10 @@ def gdp_mu_lower_bound(
         >>> round(bound.mu, 2), round(bound.epsilon, 2), bound.direction
         (3.27, 18.65, 'higher-member')
     """
-    members = _check_scores("scores_in", scores_in)
-    non_members = _check_scores("scores_out", scores_out)
     delta = _check_delta(delta, allow_zero=False)
     alpha = check_open_unit("alpha", alpha)
-    values, fp, fn, n_thresholds, mode = _candidate_counts(members, non_members, thresholds)
+    values, fp, fn, n_thresholds, mode, n_in, n_out = _threshold_counts(scores_in, scores_out, thresholds)
     level = alpha / (4.0 * n_thresholds)
-    n_in, n_out = members.size, non_members.size
     forward, reverse, fpr_ub, fnr_ub, rev_fpr_ub, rev_fnr_ub = _gdp_mus(fp, fn, n_out, n_in, level)
     i_forward, i_reverse = int(np.argmax(forward)), int(np.argmax(reverse))
     if forward[i_forward] >= reverse[i_reverse]:
