@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, grad, jvp, vmap
+from torch.func import functional_call, grad, vjp, vmap
 
+from certunlearn.autodiff.chain import ChainNetwork
 from certunlearn.errors import ConfigError, InputError
 from certunlearn.validation import check_choice, register
 
@@ -118,14 +119,24 @@ class FunctionalModel:
         model: The module; it is deep-copied and never modified.
         loss: Name of the per-sample loss in :data:`LOSSES`.
         device: Where θ and buffers live; defaults to the model's device.
+        structured: Use the hand-written R-operator of :class:`~certunlearn.autodiff.chain.ChainNetwork`
+            for per-sample gradients and Hessian-vector products when the model is a chain of dense
+            layers with a supported loss (same numbers, several times faster on small models);
+            False always uses the generic ``torch.func`` transforms.
 
     Attributes:
         layout: The :class:`ParamLayout` of trainable parameters.
         theta0: The model's parameters as a flat vector (a copy).
+        chain: The recognised :class:`~certunlearn.autodiff.chain.ChainNetwork`, or None.
     """
 
     def __init__(
-        self, model: nn.Module, loss: str = "cross_entropy", device: torch.device | str | None = None
+        self,
+        model: nn.Module,
+        loss: str = "cross_entropy",
+        device: torch.device | str | None = None,
+        *,
+        structured: bool = True,
     ) -> None:
         self.loss_name = check_choice("loss", loss, LOSSES)
         self._loss = LOSSES[loss]
@@ -138,6 +149,7 @@ class FunctionalModel:
             raise ConfigError("the model has no trainable parameters")
         self.buffers = {n: b.detach() for n, b in module.named_buffers()}
         self.theta0 = self.layout.flatten(dict(module.named_parameters())).detach().clone()
+        self.chain = ChainNetwork.detect(module, self.layout, loss) if structured else None
 
     @property
     def dim(self) -> int:
@@ -187,6 +199,8 @@ class FunctionalModel:
         """Gradients ``[B, d]`` of each sample's training loss ℓ_i (weight decay included), by vmap(grad)."""
         if X.shape[0] == 0:
             return theta.new_zeros((0, self.dim))
+        if self.chain is not None:
+            return self.chain.per_sample_grads(theta, X, y, weight_decay=weight_decay)
         g = grad(self._loss_one)
         return vmap(g, in_dims=(None, 0, 0, None), chunk_size=chunk_size)(theta, X, y, weight_decay)
 
@@ -201,15 +215,26 @@ class FunctionalModel:
     def hvp_fn(
         self, theta: Tensor, X: Tensor, y: Tensor, *, normalizer: float, weight_decay: float
     ) -> Callable[[Tensor], Tensor]:
-        """Return v ↦ ∇²objective(θ)·v (forward-over-reverse ``jvp(grad)``), for one ``[d]`` tangent."""
+        """Return v ↦ ∇²objective(θ)·v for one ``[d]`` tangent.
 
+        The chain R-operator where the model has one; otherwise reverse-over-reverse: the gradient's
+        graph is built once here and every call is one vector-Jacobian product through it (cheaper
+        than a fresh ``jvp(grad)`` per call when many products are taken at the same θ, as Lanczos
+        and conjugate gradients do).
+        """
+        if self.chain is not None and X.shape[0] > 0:
+            apply = self.chain.hvp_operator(theta, X, y, normalizer=normalizer, weight_decay=weight_decay)
+            return lambda v: apply(v.unsqueeze(0))[0]
+        if X.shape[0] == 0:
+            return lambda v: (weight_decay * X.shape[0] / normalizer) * v
+        _, pullback = vjp(self._grad_fn(X, y, normalizer, weight_decay), theta)
+        return lambda v: pullback(v)[0]
+
+    def _grad_fn(self, X: Tensor, y: Tensor, normalizer: float, weight_decay: float) -> Callable[[Tensor], Tensor]:
         def grad_at(t: Tensor) -> Tensor:
             return grad(self.objective)(t, X, y, normalizer=normalizer, weight_decay=weight_decay)
 
-        def hvp(v: Tensor) -> Tensor:
-            return jvp(grad_at, (theta,), (v,))[1]
-
-        return hvp
+        return grad_at
 
     def batch_hvp(
         self,
@@ -222,16 +247,34 @@ class FunctionalModel:
         weight_decay: float,
         chunk_size: int | None = None,
     ) -> Tensor:
-        """Hessian of the minibatch objective applied to every row of ``V [K, d]`` at once (vmap)."""
+        """Hessian of the minibatch objective applied to every row of ``V [K, d]`` at once.
+
+        The chain R-operator where the model has one; otherwise ``vmap`` over the vector-Jacobian
+        product of the gradient (reverse-over-reverse: the forward and backward pass are shared by
+        all K tangents; measured 1.5-2x faster than ``vmap(jvp(grad))`` on CPU, docs/performance.md).
+        """
         if V.shape[0] == 0:
             return torch.zeros_like(V)
-        hvp = self.hvp_fn(theta, X, y, normalizer=normalizer, weight_decay=weight_decay)
-        return vmap(hvp, chunk_size=chunk_size)(V)
+        if self.chain is not None and X.shape[0] > 0:
+            return self.chain.batch_hvp(theta, X, y, V, normalizer=normalizer, weight_decay=weight_decay,
+                                        chunk_size=chunk_size)
+        if X.shape[0] == 0:
+            return (weight_decay * X.shape[0] / normalizer) * V
+        _, pullback = vjp(self._grad_fn(X, y, normalizer, weight_decay), theta)
+        return vmap(lambda v: pullback(v)[0], chunk_size=chunk_size)(V)
 
     def dense_hessian(
         self, theta: Tensor, X: Tensor, y: Tensor, *, normalizer: float, weight_decay: float
     ) -> Tensor:
-        """The ``[d, d]`` Hessian of the minibatch objective (for small models and tests)."""
+        """The ``[d, d]`` Hessian of the minibatch objective (for small models and tests).
+
+        The chain R-operator applied to the identity where the model has one (d products in blocks
+        of 256), else ``torch.func.hessian``.
+        """
+        if self.chain is not None and X.shape[0] > 0:
+            eye = torch.eye(self.dim, dtype=theta.dtype, device=theta.device)
+            return self.chain.batch_hvp(theta, X, y, eye, normalizer=normalizer, weight_decay=weight_decay,
+                                        chunk_size=256)
         return torch.func.hessian(
             lambda t: self.objective(t, X, y, normalizer=normalizer, weight_decay=weight_decay)
         )(theta)

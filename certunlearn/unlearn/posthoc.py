@@ -128,7 +128,7 @@ class PostHocUnlearner(Unlearner):
                                       weight_decay=self.weight_decay).detach()
 
     def hvp_fn(self, theta: Tensor, keep: Tensor) -> Any:
-        """v ↦ ∇²F_R(θ) v (forward-over-reverse)."""
+        """v ↦ ∇²F_R(θ) v (:meth:`FunctionalModel.hvp_fn`)."""
         count = int(keep.sum())
         return self.fm.hvp_fn(theta, self.X[keep], self.y[keep], normalizer=count,
                               weight_decay=self.weight_decay)

@@ -133,11 +133,13 @@ def _hand_hessian_softmax_regression(
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("structured", [True, False], ids=["chain", "torch_func"])
 @pytest.mark.parametrize("name", sorted(_models()))
 @pytest.mark.parametrize("weight_decay", [0.0, 0.3])
-def test_per_sample_grads_equal_autograd_loop(name: str, weight_decay: float) -> None:
+def test_per_sample_grads_equal_autograd_loop(name: str, weight_decay: float, structured: bool) -> None:
     model = _models()[name]
-    fm = FunctionalModel(model)
+    fm = FunctionalModel(model, structured=structured)
+    assert (fm.chain is not None) == structured  # every model here is a chain of dense layers
     X, y = _data()
     theta = _theta(fm)
     expected = _reference_per_sample_grads(model, theta, X, y, weight_decay)
@@ -218,11 +220,13 @@ def test_objective_grad_is_normalised_sum_of_per_sample_grads(name: str) -> None
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("structured", [True, False], ids=["chain", "torch_func"])
 @pytest.mark.parametrize("name", sorted(_models()))
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
-def test_batch_hvp_equals_dense_hessian_and_double_backward(name: str, weight_decay: float) -> None:
+def test_batch_hvp_equals_dense_hessian_and_double_backward(name: str, weight_decay: float, structured: bool) -> None:
     model = _models()[name]
-    fm = FunctionalModel(model)
+    fm = FunctionalModel(model, structured=structured)
+    assert (fm.chain is not None) == structured
     X, y = _data(n=5, seed=3)
     theta = _theta(fm, seed=4)
     V = torch.randn(4, fm.dim, dtype=torch.float64, generator=_gen(5))

@@ -1,0 +1,317 @@
+"""Exact batched Hessian-vector products and per-sample gradients for chains of dense layers.
+
+For a network that is a chain ``Linear → act → Linear → … → Linear`` (softmax regression, the
+library's :class:`~certunlearn.models.MLP`, a plain ``nn.Sequential`` of those) and a loss with a
+closed-form output curvature (cross-entropy, squared error), the Hessian of the minibatch objective
+applied to K tangents is Pearlmutter's R-operator written out by hand: one forward pass, one
+backward pass, then an R-forward and R-backward pass in which every operation is a matrix product
+over all K tangents at once (tensors laid out ``[width, K, B]`` so that each is one GEMM). It computes exactly what
+``vmap(jvp(grad))`` computes (tests compare both against dense ``torch.func.hessian``), without the
+per-operation overhead of the generic transforms, which dominates on small models (docs/performance.md).
+
+:meth:`ChainNetwork.detect` recognises such a module by its exact type and structure and returns
+None for anything else (the caller falls back to ``torch.func``); it also checks, on one random
+batch, that its forward pass reproduces the module's, so a mis-recognised model is never used.
+
+Example:
+    >>> from certunlearn.autodiff.functional import ParamLayout
+    >>> from certunlearn.models import MLP
+    >>> net = MLP(3, 2, hidden=(4,), generator=torch.Generator().manual_seed(0))
+    >>> chain = ChainNetwork.detect(net, ParamLayout.of(net), "cross_entropy")
+    >>> [layer.activation for layer in chain.layers]
+    ['tanh', None]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from certunlearn.models import MLP, LogisticRegression
+
+__all__ = ["ACTIVATIONS", "ChainNetwork", "ChainLayer"]
+
+Derivatives = Callable[[Tensor], tuple[Tensor, Tensor, Tensor | None]]
+"""z ↦ (σ(z), σ'(z), σ''(z)); σ'' None where it is zero almost everywhere (ReLU)."""
+
+
+def _tanh(z: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    t = torch.tanh(z)
+    d1 = 1 - t * t
+    return t, d1, -2 * t * d1
+
+
+def _relu(z: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    mask = (z > 0).to(z.dtype)  # autograd's ReLU derivative: 1 where z > 0, 0 elsewhere (z = 0 too)
+    return z * mask, mask, None
+
+
+def _sigmoid(z: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    s = torch.sigmoid(z)
+    d1 = s * (1 - s)
+    return s, d1, d1 * (1 - 2 * s)
+
+
+def _gelu(z: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    cdf = 0.5 * (1 + torch.erf(z / math.sqrt(2.0)))
+    pdf = torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return z * cdf, cdf + z * pdf, pdf * (2 - z * z)
+
+
+def _softplus(module: nn.Softplus) -> Derivatives:
+    beta, threshold = float(module.beta), float(module.threshold)
+
+    def derivatives(z: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        linear = z * beta > threshold  # torch's softplus is the identity there, derivative 1
+        s = torch.sigmoid(z * beta)
+        value = torch.where(linear, z, torch.nn.functional.softplus(z, beta, threshold))
+        d1 = torch.where(linear, torch.ones_like(z), s)
+        d2 = torch.where(linear, torch.zeros_like(z), beta * s * (1 - s))
+        return value, d1, d2
+
+    return derivatives
+
+
+ACTIVATIONS: dict[type[nn.Module], tuple[str, Callable[[nn.Module], Derivatives | None]]] = {
+    nn.Tanh: ("tanh", lambda m: _tanh),
+    nn.ReLU: ("relu", lambda m: _relu),
+    nn.Sigmoid: ("sigmoid", lambda m: _sigmoid),
+    nn.GELU: ("gelu", lambda m: _gelu if m.approximate == "none" else None),
+    nn.Softplus: ("softplus", _softplus),
+}
+"""Elementwise activations the chain path knows: exact module type -> (name, module -> derivatives or
+None when this configuration is not supported)."""
+
+
+@dataclass(frozen=True)
+class ChainLayer:
+    """One dense layer of the chain: slices of θ for its weight and bias, and the activation after it."""
+
+    weight: slice
+    bias: slice | None
+    out_features: int
+    in_features: int
+    activation: str | None
+    derivatives: Derivatives | None
+
+
+def _flatten_chain(module: nn.Module) -> list[nn.Module] | None:
+    """The module as a list of Linear and activation leaves, by exact type; None if it is not one."""
+    if type(module) is nn.Linear or type(module) in ACTIVATIONS:
+        return [module]
+    if type(module) is LogisticRegression:
+        return [module.linear]
+    if type(module) is MLP:
+        return _flatten_chain(module.net)
+    if type(module) is nn.Sequential:
+        leaves: list[nn.Module] = []
+        for child in module:
+            inner = _flatten_chain(child)
+            if inner is None:
+                return None
+            leaves += inner
+        return leaves
+    return None
+
+
+def _output_grad(name: str, logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+    """(∂loss_i/∂logits [B, C], softmax probabilities or None) for the chain's supported losses."""
+    if name == "cross_entropy":
+        p = torch.softmax(logits, dim=1)
+        g = p.clone()
+        g[torch.arange(logits.shape[0], device=logits.device), y.long()] -= 1
+        return g, p
+    return logits - y.to(logits.dtype).reshape(logits.shape[0], -1), None  # broadcasts as LOSSES["mse"]
+
+
+class ChainNetwork:
+    """A chain of dense layers evaluated, differentiated and twice differentiated by hand.
+
+    Build it with :meth:`detect`; the methods mirror those of
+    :class:`~certunlearn.autodiff.functional.FunctionalModel` and agree with them to rounding.
+    """
+
+    LOSSES = ("cross_entropy", "mse")
+
+    def __init__(self, layers: tuple[ChainLayer, ...], loss: str, dim: int) -> None:
+        self.layers = layers
+        self.loss = loss
+        self.dim = dim
+
+    @classmethod
+    def detect(cls, module: nn.Module, layout, loss: str) -> ChainNetwork | None:  # noqa: ANN001
+        """Recognise ``module`` as a supported chain for ``loss``; None when it is not one.
+
+        Example:
+            >>> from certunlearn.autodiff.functional import ParamLayout
+            >>> conv = nn.Sequential(nn.Conv1d(1, 1, 1))
+            >>> ChainNetwork.detect(conv, ParamLayout.of(conv), "mse") is None
+            True
+        """
+        if loss not in cls.LOSSES or list(module.buffers()):
+            return None
+        leaves = _flatten_chain(module)
+        if not leaves or type(leaves[-1]) is not nn.Linear:
+            return None
+        offsets, start = {}, 0
+        for name, numel in zip(layout.names, layout.numels, strict=True):
+            offsets[name] = slice(start, start + numel)
+            start += numel
+        slices = {id(p): offsets[n] for n, p in module.named_parameters()}
+        layers: list[ChainLayer] = []
+        for i, leaf in enumerate(leaves):
+            if type(leaf) is not nn.Linear:
+                continue
+            act_name, derivs = None, None
+            if i + 1 < len(leaves):
+                nxt = leaves[i + 1]
+                if type(nxt) not in ACTIVATIONS or (i + 2 < len(leaves) and type(leaves[i + 2]) is not nn.Linear):
+                    return None
+                act_name, factory = ACTIVATIONS[type(nxt)]
+                derivs = factory(nxt)
+                if derivs is None:
+                    return None
+            if not leaf.weight.requires_grad or (leaf.bias is not None and not leaf.bias.requires_grad):
+                return None
+            layers.append(ChainLayer(
+                weight=slices[id(leaf.weight)],
+                bias=None if leaf.bias is None else slices[id(leaf.bias)],
+                out_features=leaf.out_features, in_features=leaf.in_features,
+                activation=act_name, derivatives=derivs,
+            ))
+        if sum(1 for leaf in leaves if type(leaf) is nn.Linear) != len(layers) or len(leaves) != 2 * len(layers) - 1:
+            return None
+        if sum(p.numel() for p in module.parameters()) != start:
+            return None
+        chain = cls(tuple(layers), loss, start)
+        return chain if chain._agrees_with(module, layout) else None
+
+    def _agrees_with(self, module: nn.Module, layout) -> bool:  # noqa: ANN001
+        """One random batch through both forward passes: the recognition is trusted only if they agree."""
+        p = next(module.parameters())
+        x = torch.randn(3, self.layers[0].in_features, generator=torch.Generator().manual_seed(0),
+                        dtype=torch.float64).to(device=p.device, dtype=p.dtype)
+        theta = layout.flatten(dict(module.named_parameters())).detach()
+        with torch.no_grad():
+            ours, theirs = self.outputs(theta, x), module(x)
+        return ours.shape == theirs.shape and bool(torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5))
+
+    def _params(self, theta: Tensor, layer: ChainLayer) -> tuple[Tensor, Tensor | None]:
+        w = theta[layer.weight].view(layer.out_features, layer.in_features)
+        return w, None if layer.bias is None else theta[layer.bias]
+
+    def _forward(self, theta: Tensor, X: Tensor) -> tuple[list[Tensor], list[tuple], Tensor]:
+        """Inputs a_0..a_{L-1} of each layer [B, in], activation derivatives per hidden layer, logits."""
+        inputs, derivs = [X], []
+        a = X
+        for layer in self.layers:
+            w, b = self._params(theta, layer)
+            z = a @ w.T if b is None else torch.addmm(b, a, w.T)
+            if layer.derivatives is None:
+                return inputs, derivs, z
+            a, d1, d2 = layer.derivatives(z)
+            inputs.append(a)
+            derivs.append((d1, d2))
+        raise AssertionError("the last layer of a chain has no activation")  # unreachable: detect checks
+
+    def outputs(self, theta: Tensor, X: Tensor) -> Tensor:
+        """Logits ``[B, C]``."""
+        return self._forward(theta, X)[2]
+
+    def _backward(self, theta: Tensor, X: Tensor, y: Tensor):  # noqa: ANN202
+        """Forward pass plus the per-sample backward pass of the data loss."""
+        inputs, derivs, logits = self._forward(theta, X)
+        g, p = _output_grad(self.loss, logits, y)
+        gs: list[Tensor] = [g]  # ∂loss_i/∂z_l for l = L..1 (per sample rows)
+        gas: list[Tensor] = []  # ∂loss_i/∂a_l for l = L-1..1
+        for idx in range(len(self.layers) - 1, 0, -1):
+            w, _ = self._params(theta, self.layers[idx])
+            ga = gs[-1] @ w
+            gas.append(ga)
+            gs.append(ga * derivs[idx - 1][0])
+        return inputs, derivs, p, gs[::-1], gas[::-1]
+
+    def per_sample_grads(self, theta: Tensor, X: Tensor, y: Tensor, *, weight_decay: float) -> Tensor:
+        """Gradients ``[B, d]`` of each sample's loss plus (λ/2)‖θ‖²."""
+        inputs, _, _, gs, _ = self._backward(theta, X, y)
+        out = (weight_decay * theta).expand(X.shape[0], -1).clone()
+        for layer, a, g in zip(self.layers, inputs, gs, strict=True):
+            out[:, layer.weight] += (g.unsqueeze(2) * a.unsqueeze(1)).reshape(X.shape[0], -1)
+            if layer.bias is not None:
+                out[:, layer.bias] += g
+        return out
+
+    def hvp_operator(
+        self, theta: Tensor, X: Tensor, y: Tensor, *, normalizer: float, weight_decay: float,
+        chunk_size: int | None = None,
+    ) -> Callable[[Tensor], Tensor]:
+        """Return ``V [K, d] ↦ H V`` for the Hessian H of ``(1/normalizer) Σ_i [loss_i + (λ/2)‖θ‖²]``.
+
+        The forward and backward pass at θ are done once here; each call is the R-passes alone, so
+        repeated products at one θ (Lanczos, conjugate gradients) do not redo them.
+        """
+        inputs, derivs, p, gs, gas = self._backward(theta, X, y)
+        pt = None if p is None else p.T.unsqueeze(1)  # [C, 1, B]
+        at = [a.T.contiguous() for a in inputs]  # [in, B]
+        gt = [g.T.contiguous() for g in gs]  # [out, B]
+        dt = [(d1.T.unsqueeze(1), None if d2 is None else (d2 * ga).T.unsqueeze(1))  # [width, 1, B]
+              for (d1, d2), ga in zip(derivs, gas, strict=True)]
+        ridge = weight_decay * X.shape[0] / normalizer
+
+        def apply(V: Tensor) -> Tensor:
+            out = torch.empty_like(V)
+            step = max(1, V.shape[0] if chunk_size is None else chunk_size)
+            for start in range(0, V.shape[0], step):
+                out[start : start + step] = self._hvp_block(theta, V[start : start + step], at, gs, gt, dt, pt)
+            return out.mul_(1.0 / normalizer).add_(V, alpha=ridge)
+
+        return apply
+
+    def batch_hvp(
+        self, theta: Tensor, X: Tensor, y: Tensor, V: Tensor, *, normalizer: float, weight_decay: float,
+        chunk_size: int | None = None,
+    ) -> Tensor:
+        """Hessian of ``(1/normalizer) Σ_i [loss_i + (λ/2)‖θ‖²]`` applied to every row of ``V [K, d]``."""
+        return self.hvp_operator(theta, X, y, normalizer=normalizer, weight_decay=weight_decay,
+                                 chunk_size=chunk_size)(V)
+
+    def _hvp_block(self, theta, V, at, gs, gt, dt, pt) -> Tensor:  # noqa: ANN001
+        """R-forward then R-backward over K tangents; tensors ``[width, K, B]``, every product one GEMM."""
+        K, B = V.shape[0], at[0].shape[1]
+        vws, rzs, ras = [], [], [None]
+        for idx, layer in enumerate(self.layers):
+            w, _ = self._params(theta, layer)
+            o, i = layer.out_features, layer.in_features
+            vw = V[:, layer.weight].reshape(K, o, i)
+            vws.append(vw)
+            rz = (vw.transpose(0, 1).reshape(o * K, i) @ at[idx]).view(o, K, B)
+            if ras[idx] is not None:
+                rz.view(o, K * B).addmm_(w, ras[idx].view(i, K * B))
+            if layer.bias is not None:
+                rz += V[:, layer.bias].T.unsqueeze(2)
+            rzs.append(rz)
+            if idx + 1 < len(self.layers):
+                ras.append(dt[idx][0] * rz)
+        rg = rzs[-1] if pt is None else pt * (rzs[-1] - (pt * rzs[-1]).sum(dim=0, keepdim=True))
+        out = torch.empty_like(V)
+        for idx in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[idx]
+            o, i = layer.out_features, layer.in_features
+            rw = (rg.view(o * K, B) @ at[idx].T).view(o, K, i)
+            if ras[idx] is not None:
+                rw += (ras[idx].view(i * K, B) @ gs[idx]).view(i, K, o).permute(2, 1, 0)
+            out[:, layer.weight].view(K, o, i).copy_(rw.transpose(0, 1))
+            if layer.bias is not None:
+                out[:, layer.bias] = rg.sum(dim=2).T
+            if idx == 0:
+                break
+            w, _ = self._params(theta, layer)
+            rga = (w.T @ rg.view(o, K * B)).view(i, K, B)
+            rga += (vws[idx].permute(2, 0, 1).reshape(i * K, o) @ gt[idx]).view(i, K, B)
+            d1t, d2gat = dt[idx - 1]
+            rg = rga * d1t if d2gat is None else rga * d1t + d2gat * rzs[idx - 1]
+        return out

@@ -1,0 +1,153 @@
+"""The hand-written chain R-operator against torch.func's dense Hessian and vmap(grad) (fp64 CPU).
+
+The references are independent of the code under test: ``torch.func.hessian`` of the objective and
+``vmap(grad)`` per-sample gradients of a FunctionalModel built with ``structured=False``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from certunlearn.autodiff.chain import ChainNetwork
+from certunlearn.autodiff.functional import FunctionalModel, ParamLayout
+from certunlearn.models import MLP, DigitsCNN, LogisticRegression
+
+ACTS = ["tanh", "relu", "gelu", "softplus"]
+
+
+def _pair(model: nn.Module, loss: str) -> tuple[FunctionalModel, FunctionalModel]:
+    fast, slow = FunctionalModel(model, loss=loss), FunctionalModel(model, loss=loss, structured=False)
+    assert fast.chain is not None and slow.chain is None
+    return fast, slow
+
+
+def _targets(loss: str, n: int, classes: int, g: torch.Generator) -> torch.Tensor:
+    if loss == "cross_entropy":
+        return torch.randint(0, classes, (n,), generator=g)
+    return torch.randn(n, classes, dtype=torch.float64, generator=g)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hidden=st.lists(st.integers(1, 6), min_size=0, max_size=3),
+    activation=st.sampled_from(ACTS),
+    loss=st.sampled_from(["cross_entropy", "mse"]),
+    n=st.integers(1, 7),
+    k=st.integers(1, 5),
+    chunk=st.sampled_from([None, 1, 2, 3]),
+    weight_decay=st.sampled_from([0.0, 0.3]),
+    seed=st.integers(0, 2**16),
+)
+def test_batch_hvp_and_gradients_equal_torch_func(hidden, activation, loss, n, k, chunk, weight_decay, seed) -> None:
+    g = torch.Generator().manual_seed(seed)
+    model = (LogisticRegression(4, 3) if not hidden
+             else MLP(4, 3, hidden=tuple(hidden), activation=activation, generator=g))
+    fast, slow = _pair(model, loss)
+    X = torch.randn(n, 4, dtype=torch.float64, generator=g)
+    y = _targets(loss, n, 3, g)
+    theta = fast.theta0 + 0.5 * torch.randn(fast.dim, dtype=torch.float64, generator=g)
+    V = torch.randn(k, fast.dim, dtype=torch.float64, generator=g)
+    H = slow.dense_hessian(theta, X, y, normalizer=n + 1.5, weight_decay=weight_decay)
+    got = fast.batch_hvp(theta, X, y, V, normalizer=n + 1.5, weight_decay=weight_decay, chunk_size=chunk)
+    torch.testing.assert_close(got, V @ H, atol=1e-11, rtol=1e-9)
+    one = fast.hvp_fn(theta, X, y, normalizer=n + 1.5, weight_decay=weight_decay)(V[0])
+    torch.testing.assert_close(one, H @ V[0], atol=1e-11, rtol=1e-9)
+    torch.testing.assert_close(
+        fast.per_sample_grads(theta, X, y, weight_decay=weight_decay),
+        slow.per_sample_grads(theta, X, y, weight_decay=weight_decay), atol=1e-12, rtol=1e-10,
+    )
+    torch.testing.assert_close(fast.outputs(theta, X), slow.outputs(theta, X), atol=1e-13, rtol=1e-12)
+
+
+def test_relu_hessian_where_no_preactivation_is_zero() -> None:
+    """ReLU's second derivative is zero almost everywhere: the Hessian is the Gauss–Newton part plus
+    the bilinear W1–W2 cross terms, which the R-backward pass must keep."""
+    g = torch.Generator().manual_seed(3)
+    fast, slow = _pair(MLP(5, 4, hidden=(8, 6), activation="relu", generator=g), "cross_entropy")
+    X, y = torch.randn(9, 5, dtype=torch.float64, generator=g), torch.randint(0, 4, (9,), generator=g)
+    H = slow.dense_hessian(fast.theta0, X, y, normalizer=9.0, weight_decay=0.0)
+    got = fast.batch_hvp(fast.theta0, X, y, torch.eye(fast.dim, dtype=torch.float64), normalizer=9.0,
+                         weight_decay=0.0)
+    torch.testing.assert_close(got, H, atol=1e-12, rtol=1e-10)
+
+
+def test_float32_agrees_with_float64_reference() -> None:
+    g = torch.Generator().manual_seed(4)
+    model64 = MLP(6, 3, hidden=(16,), activation="tanh", generator=g)
+    model32 = MLP(6, 3, hidden=(16,), activation="tanh", dtype=torch.float32)
+    model32.load_state_dict({k: v.float() for k, v in model64.state_dict().items()})
+    fast32, slow64 = FunctionalModel(model32), FunctionalModel(model64, structured=False)
+    X, y = torch.randn(20, 6, dtype=torch.float64, generator=g), torch.randint(0, 3, (20,), generator=g)
+    V = torch.randn(7, fast32.dim, dtype=torch.float64, generator=g)
+    expected = slow64.batch_hvp(slow64.theta0, X, y, V, normalizer=20.0, weight_decay=0.01)
+    got = fast32.batch_hvp(fast32.theta0, X.float(), y, V.float(), normalizer=20.0, weight_decay=0.01)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_sequential_with_and_without_bias_is_recognised() -> None:
+    g = torch.Generator().manual_seed(5)
+    net = nn.Sequential(nn.Linear(3, 4, bias=False, dtype=torch.float64), nn.Sigmoid(),
+                        nn.Sequential(nn.Linear(4, 2, dtype=torch.float64)))
+    fast, slow = _pair(net, "cross_entropy")
+    assert [layer.activation for layer in fast.chain.layers] == ["sigmoid", None]
+    assert fast.chain.layers[0].bias is None
+    X, y = torch.randn(5, 3, dtype=torch.float64, generator=g), torch.randint(0, 2, (5,), generator=g)
+    V = torch.randn(3, fast.dim, dtype=torch.float64, generator=g)
+    H = slow.dense_hessian(fast.theta0, X, y, normalizer=5.0, weight_decay=0.1)
+    torch.testing.assert_close(fast.batch_hvp(fast.theta0, X, y, V, normalizer=5.0, weight_decay=0.1), V @ H)
+
+
+class _Doubled(MLP):
+    """Same parameters as an MLP, a different forward: must not be taken for a chain."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * super().forward(x)
+
+
+class _Wrapper(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Linear(3, 2, dtype=torch.float64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) ** 2
+
+
+def _frozen() -> nn.Module:
+    net = MLP(3, 2, hidden=(4,))
+    net.net[0].weight.requires_grad_(False)
+    return net
+
+
+@pytest.mark.parametrize(("make", "loss"), [
+    (lambda: DigitsCNN(10), "cross_entropy"),
+    (lambda: _Doubled(3, 2, hidden=(4,)), "cross_entropy"),
+    (_Wrapper, "cross_entropy"),
+    (lambda: nn.Sequential(nn.Linear(3, 4, dtype=torch.float64), nn.GELU(approximate="tanh"),
+                           nn.Linear(4, 2, dtype=torch.float64)), "cross_entropy"),
+    (lambda: nn.Sequential(nn.Linear(3, 4, dtype=torch.float64), nn.Tanh()), "cross_entropy"),
+    (lambda: nn.Sequential(nn.Linear(3, 4, dtype=torch.float64), nn.Tanh(), nn.Tanh(),
+                           nn.Linear(4, 2, dtype=torch.float64)), "cross_entropy"),
+    (lambda: nn.Sequential(nn.Linear(3, 4, dtype=torch.float64), nn.BatchNorm1d(4, dtype=torch.float64),
+                           nn.Linear(4, 2, dtype=torch.float64)), "cross_entropy"),
+    (_frozen, "cross_entropy"),
+])
+def test_anything_else_falls_back_to_torch_func(make, loss) -> None:
+    module = make()
+    assert ChainNetwork.detect(module, ParamLayout.of(module), loss) is None
+
+
+def test_unsupported_loss_falls_back() -> None:
+    from certunlearn.autodiff.functional import LOSSES, register_loss
+
+    register_loss("abs_test_only", lambda out, y: (out[:, 0] - y).abs(), force=True)
+    try:
+        fm = FunctionalModel(LogisticRegression(3, 2), loss="abs_test_only")
+        assert fm.chain is None
+    finally:
+        LOSSES.pop("abs_test_only")
