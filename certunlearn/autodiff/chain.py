@@ -245,6 +245,18 @@ class ChainNetwork:
                 out[:, layer.bias] += g
         return out
 
+    def objective_grad(
+        self, theta: Tensor, X: Tensor, y: Tensor, *, normalizer: float, weight_decay: float
+    ) -> Tensor:
+        """Gradient ``[d]`` of ``(1/normalizer) Σ_i [loss_i + (λ/2)‖θ‖²]`` (one GEMM per layer)."""
+        inputs, _, _, gs, _ = self._backward(theta, X, y)
+        out = theta * (weight_decay * X.shape[0])
+        for layer, a, g in zip(self.layers, inputs, gs, strict=True):
+            out[layer.weight] += (g.T @ a).reshape(-1)
+            if layer.bias is not None:
+                out[layer.bias] += g.sum(dim=0)
+        return out / normalizer
+
     def hvp_operator(
         self, theta: Tensor, X: Tensor, y: Tensor, *, normalizer: float, weight_decay: float,
         chunk_size: int | None = None,

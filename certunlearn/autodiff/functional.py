@@ -210,6 +210,8 @@ class FunctionalModel:
         """Gradient ``[d]`` of :meth:`objective`."""
         if X.shape[0] == 0:
             return torch.zeros_like(theta)
+        if self.chain is not None:
+            return self.chain.objective_grad(theta, X, y, normalizer=normalizer, weight_decay=weight_decay)
         return grad(self.objective)(theta, X, y, normalizer=normalizer, weight_decay=weight_decay)
 
     def hvp_fn(

@@ -61,6 +61,10 @@ def test_batch_hvp_and_gradients_equal_torch_func(hidden, activation, loss, n, k
         slow.per_sample_grads(theta, X, y, weight_decay=weight_decay), atol=1e-12, rtol=1e-10,
     )
     torch.testing.assert_close(fast.outputs(theta, X), slow.outputs(theta, X), atol=1e-13, rtol=1e-12)
+    torch.testing.assert_close(
+        fast.objective_grad(theta, X, y, normalizer=n + 1.5, weight_decay=weight_decay),
+        slow.objective_grad(theta, X, y, normalizer=n + 1.5, weight_decay=weight_decay), atol=1e-12, rtol=1e-10,
+    )
 
 
 def test_relu_hessian_where_no_preactivation_is_zero() -> None:
