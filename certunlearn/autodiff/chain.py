@@ -35,6 +35,8 @@ from certunlearn.models import MLP, LogisticRegression
 
 __all__ = ["ACTIVATIONS", "ChainNetwork", "ChainLayer"]
 
+_NARROW = 32  # GEMM output width under which the transposed product is faster (measured, CPU)
+
 Derivatives = Callable[[Tensor], tuple[Tensor, Tensor, Tensor | None]]
 """z ↦ (σ(z), σ'(z), σ''(z)); σ'' None where it is zero almost everywhere (ReLU)."""
 
@@ -141,6 +143,28 @@ class ChainNetwork:
         self.layers = layers
         self.loss = loss
         self.dim = dim
+        self._workspace: dict[str, Tensor] = {}
+
+    def _buffer(self, key: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """Scratch space of ``shape`` for the R-passes, reused across calls on the CPU.
+
+        Fresh multi-megabyte CPU tensors are served by ``mmap`` and page-faulted on first touch, which
+        measured about half the time of a batched HVP on the wine MLP (docs/performance.md); keeping
+        the scratch tensors avoids that. On other devices PyTorch's caching allocator already reuses
+        memory, so a plain allocation is returned. Not thread-safe: one ChainNetwork per thread.
+        """
+        numel = math.prod(shape)
+        if like.device.type != "cpu":
+            return like.new_empty(shape)
+        buf = self._workspace.get(key)
+        if buf is None or buf.numel() < numel or buf.dtype != like.dtype:
+            buf = like.new_empty(numel)
+            self._workspace[key] = buf
+        return buf[:numel].view(shape)
+
+    def clear_workspace(self) -> None:
+        """Drop the CPU scratch tensors kept between HVP calls (they are re-made when needed)."""
+        self._workspace.clear()
 
     @classmethod
     def detect(cls, module: nn.Module, layout, loss: str) -> ChainNetwork | None:  # noqa: ANN001
@@ -300,30 +324,59 @@ class ChainNetwork:
             o, i = layer.out_features, layer.in_features
             vw = V[:, layer.weight].reshape(K, o, i)
             vws.append(vw)
-            rz = (vw.transpose(0, 1).reshape(o * K, i) @ at[idx]).view(o, K, B)
+            vwp = self._buffer(f"vwp{idx}", (o, K, i), V)
+            vwp.copy_(vw.transpose(0, 1))
+            rz = self._buffer(f"rz{idx}", (o, K, B), V)
+            torch.mm(vwp.view(o * K, i), at[idx], out=rz.view(o * K, B))
             if ras[idx] is not None:
                 rz.view(o, K * B).addmm_(w, ras[idx].view(i, K * B))
             if layer.bias is not None:
                 rz += V[:, layer.bias].T.unsqueeze(2)
             rzs.append(rz)
             if idx + 1 < len(self.layers):
-                ras.append(dt[idx][0] * rz)
-        rg = rzs[-1] if pt is None else pt * (rzs[-1] - (pt * rzs[-1]).sum(dim=0, keepdim=True))
+                ras.append(torch.mul(rz, dt[idx][0], out=self._buffer(f"ra{idx + 1}", (o, K, B), V)))
+        rg = rzs[-1]
+        if pt is not None:  # softmax curvature: p ⊙ (r − ⟨p, r⟩)
+            q = torch.mul(pt, rg, out=self._buffer("q", tuple(rg.shape), V))
+            mean = q.sum(dim=0, keepdim=True)
+            rg = torch.sub(rg, mean, out=q).mul_(pt)
         out = torch.empty_like(V)
         for idx in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[idx]
             o, i = layer.out_features, layer.in_features
-            rw = (rg.view(o * K, B) @ at[idx].T).view(o, K, i)
+            out_w = out[:, layer.weight].view(K, o, i)
+            # A GEMM with few output columns is slow: below _NARROW columns the product is taken
+            # transposed (wide), at the price of a strided copy into the output.
+            if i < _NARROW:
+                rw = self._buffer(f"rw{idx}", (i, o, K), V)
+                torch.mm(at[idx], rg.view(o * K, B).T, out=rw.view(i, o * K))
+                out_w.copy_(rw.permute(2, 1, 0))
+            else:
+                rw = self._buffer(f"rw{idx}", (o, K, i), V)
+                torch.mm(rg.view(o * K, B), at[idx].T, out=rw.view(o * K, i))
+                out_w.copy_(rw.transpose(0, 1))
             if ras[idx] is not None:
-                rw += (ras[idx].view(i * K, B) @ gs[idx]).view(i, K, o).permute(2, 1, 0)
-            out[:, layer.weight].view(K, o, i).copy_(rw.transpose(0, 1))
+                if o < _NARROW:
+                    rw2 = self._buffer(f"rw2{idx}", (o, i, K), V)
+                    torch.mm(gt[idx], ras[idx].view(i * K, B).T, out=rw2.view(o, i * K))
+                    out_w += rw2.permute(2, 0, 1)
+                else:
+                    rw2 = self._buffer(f"rw2{idx}", (i, K, o), V)
+                    torch.mm(ras[idx].view(i * K, B), gs[idx], out=rw2.view(i * K, o))
+                    out_w += rw2.permute(1, 2, 0)
             if layer.bias is not None:
                 out[:, layer.bias] = rg.sum(dim=2).T
             if idx == 0:
                 break
             w, _ = self._params(theta, layer)
-            rga = (w.T @ rg.view(o, K * B)).view(i, K, B)
-            rga += (vws[idx].permute(2, 0, 1).reshape(i * K, o) @ gt[idx]).view(i, K, B)
+            rga = self._buffer(f"rga{idx}", (i, K, B), V)
+            torch.mm(w.T, rg.view(o, K * B), out=rga.view(i, K * B))
+            vwq = self._buffer(f"vwq{idx}", (i, K, o), V)
+            vwq.copy_(vws[idx].permute(2, 0, 1))
+            rga.view(i * K, B).addmm_(vwq.view(i * K, o), gt[idx])
             d1t, d2gat = dt[idx - 1]
-            rg = rga * d1t if d2gat is None else rga * d1t + d2gat * rzs[idx - 1]
+            rga.mul_(d1t)
+            if d2gat is not None:
+                rga.addcmul_(d2gat, rzs[idx - 1])
+            rg = rga
         return out

@@ -116,7 +116,9 @@ def _secular_solution(
         tau = math.sqrt(max(target * target - float(y @ y), 0.0))
         y[0] = tau if gt[0] <= 0.0 else -tau  # the sign that does not increase gᵀd
         return y, alpha, True
-    hi = max(lo, tiny)
+    # Upper bracket: every λ_i + low + s ≥ s, so ‖y‖ ≤ ‖g‖/s and ψ(s) ≤ ‖g‖/s − 2s/M ≤ 0 once
+    # s ≥ √(M‖g‖/2). Starting there saves the ~40 doublings up from `tiny`; the loop stays as a guard.
+    hi = max(lo, tiny, math.sqrt(0.5 * M * g_norm))
     while psi(hi) > 0.0:
         lo, hi = hi, 2.0 * hi
         if not math.isfinite(hi):

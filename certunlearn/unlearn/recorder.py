@@ -10,8 +10,11 @@ applies (identities when training does neither). Without clipping and projection
 ``a_u ← (I − η_t H_t) a_u + 1[u∈B_t] (η_t/|B_t|) ∇ℓ(w_t; u)``: the injection is *not* multiplied by
 the current step's propagator (the authors' code does that; it costs an O(η) error per injection).
 
-Batched: H_t is applied to a whole block of approximators with ``vmap`` over forward-over-reverse
-``jvp(grad)``; per-sample gradients come from ``vmap(grad)``. No per-sample Python loop.
+Batched: H_t is applied to a whole block of approximators at once by
+:meth:`~certunlearn.autodiff.functional.FunctionalModel.batch_hvp` (the hand-written R-operator for
+chains of dense layers, else ``vmap`` over the vector-Jacobian product of ``grad``); per-sample
+gradients come from :meth:`~certunlearn.autodiff.functional.FunctionalModel.per_sample_grads`. No
+per-sample Python loop.
 
 Example:
     >>> from certunlearn.models import LogisticRegression
@@ -85,9 +88,9 @@ class HFOCURecorder:
         store: Rows a_u (zero-initialised: a_u,0 = 0).
         weight_decay: λ of the training loss (part of every ℓ_i, hence of H_t and ∇ℓ_u).
         block_rows: Rows processed at once (memory ↔ speed); None = all rows in one block.
-        vmap_chunk: ``chunk_size`` of the vmapped HVP. Default 256: one vmap over thousands of
-            tangents can be cache-bound (measured 7x slower with 2 CPU threads on digits softmax
-            regression, no difference with one thread; see docs/performance.md).
+        vmap_chunk: Tangents per batched HVP call (``chunk_size`` of the vmapped HVP, or the chunk
+            of the chain R-operator). Default 256: one call over thousands of tangents can be
+            cache-bound on a CPU (see docs/performance.md).
     """
 
     def __init__(
@@ -132,7 +135,7 @@ class HFOCURecorder:
                 if bool(inside.any()):
                     local = (rows_all[inside] - start).to(device)
                     hv.index_add_(0, local, -grads[inside.to(grads.device)])
-            block = block - info.lr * clip_jacobian_apply(info.grad, info.clip_norm, hv)
+            block.add_(clip_jacobian_apply(info.grad, info.clip_norm, hv), alpha=-info.lr)  # block is a copy
             block = projection_jacobian_apply(info.pre_projection, info.projection_radius, block)
             self.store.write(start, stop, block)
             self.store.release(start, stop)

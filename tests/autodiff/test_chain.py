@@ -155,3 +155,16 @@ def test_unsupported_loss_falls_back() -> None:
         assert fm.chain is None
     finally:
         LOSSES.pop("abs_test_only")
+
+
+def test_generic_path_for_a_non_chain_model_equals_dense_hessian() -> None:
+    """A CNN is not a chain: batch_hvp, hvp_fn and objective_grad take the torch.func path."""
+    g = torch.Generator().manual_seed(6)
+    fm = FunctionalModel(DigitsCNN(3, channels=2, generator=g))
+    assert fm.chain is None
+    X, y = torch.randn(4, 64, dtype=torch.float64, generator=g), torch.randint(0, 3, (4,), generator=g)
+    V = torch.randn(3, fm.dim, dtype=torch.float64, generator=g)
+    H = torch.func.hessian(lambda t: fm.objective(t, X, y, normalizer=5.0, weight_decay=0.1))(fm.theta0)
+    torch.testing.assert_close(fm.batch_hvp(fm.theta0, X, y, V, normalizer=5.0, weight_decay=0.1, chunk_size=2), V @ H)
+    torch.testing.assert_close(fm.hvp_fn(fm.theta0, X, y, normalizer=5.0, weight_decay=0.1)(V[2]), H @ V[2])
+    torch.testing.assert_close(fm.dense_hessian(fm.theta0, X, y, normalizer=5.0, weight_decay=0.1), H)
