@@ -106,29 +106,31 @@ def run_dim(d: int, args: argparse.Namespace, device: torch.device, dtype: torch
         ids = list(range(args.rows))
         gen = torch.Generator(device=device).manual_seed(args.seed)
         counter = iter(range(10**9))
-        results: list[tuple[float, bool, float]] = []  # keep figures only: a result holds 2 d-vectors
+        results: list[tuple[float, bool, float, int]] = []  # keep figures only: a result holds 2 d-vectors
         if args.prefetch:  # noise drawn before the request (HFOCU.prefetch_noise); dry runs reuse it
             hf.prefetch_noise(gen)
 
         def forget_one() -> None:
             sample_id = ids[next(counter) % len(ids)]
             res = hf.forget([sample_id], epsilon=args.epsilon, delta=args.delta, generator=gen, dry_run=True)
-            results.append((res.elapsed_s, res.certified, res.sigma))
+            results.append((res.elapsed_s, res.certified, res.sigma, sample_id))
 
         times = time_calls(forget_one, device=device, warmup=args.warmup, repeat=args.repeat)
-        _, last_certified, last_sigma = results[-1]
+        _, last_certified, last_sigma, last_id = results[-1]
         internal = percentiles([r[0] for r in results[args.warmup:]])
         stats = percentiles(times)
         parts = breakdown(hf, ids[0], args, device) if args.breakdown else {}
         out = {
             "d": d, "dtype": str(dtype), "prefetch": args.prefetch, "rows_tracked": args.rows, "store": hf.store_.backend,
             "store_bytes": hf.statistics_nbytes, "certified": last_certified, "sigma": last_sigma,
+            "sigma_of_id": last_id,
             "forget_call_s": stats, "forget_elapsed_s_field": internal, "breakdown_p50_s": {
                 k: v["p50"] for k, v in parts.items()},
         }
     ms = {k: 1e3 * v for k, v in stats.items() if k != "n"}
     print(f"\n== d = {d:,} ({dtype}, {device}, store {out['store']} {fmt_bytes(out['store_bytes'])}, "
-          f"certified={out['certified']}, sigma={out['sigma']:.3g})")
+          f"last call: id {last_id}, certified={out['certified']}, sigma={out['sigma']:.3g}; "
+          "sigma depends on where the id sits in the schedule)")
     mode = "prefetched noise" if args.prefetch else "noise drawn in the call"
     print(f"forget(1 id, {mode}, dry_run): p50 {ms['p50']:.3f} ms  p99 {ms['p99']:.3f} ms  "
           f"min {ms['min']:.3f} ms  ({stats['n']} calls)   target p50 <= 5 ms at d = 1e6 (CPU)")
