@@ -35,7 +35,7 @@ from certunlearn.models import MLP, LogisticRegression
 
 __all__ = ["ACTIVATIONS", "ChainNetwork", "ChainLayer"]
 
-_NARROW = 32  # GEMM output width under which the transposed product is faster (measured, CPU)
+_NARROW = 32  # CPU: GEMM output width under which the transposed product is faster (measured)
 
 Derivatives = Callable[[Tensor], tuple[Tensor, Tensor, Tensor | None]]
 """z ↦ (σ(z), σ'(z), σ''(z)); σ'' None where it is zero almost everywhere (ReLU)."""
@@ -345,9 +345,10 @@ class ChainNetwork:
             layer = self.layers[idx]
             o, i = layer.out_features, layer.in_features
             out_w = out[:, layer.weight].view(K, o, i)
-            # A GEMM with few output columns is slow: below _NARROW columns the product is taken
-            # transposed (wide), at the price of a strided copy into the output.
-            if i < _NARROW:
+            # On a CPU a GEMM with few output columns is slow: below _NARROW columns the product is
+            # taken transposed (wide), at the price of a strided copy into the output.
+            narrow = _NARROW if V.device.type == "cpu" else 0
+            if i < narrow:
                 rw = self._buffer(f"rw{idx}", (i, o, K), V)
                 torch.mm(at[idx], rg.view(o * K, B).T, out=rw.view(i, o * K))
                 out_w.copy_(rw.permute(2, 1, 0))
@@ -356,7 +357,7 @@ class ChainNetwork:
                 torch.mm(rg.view(o * K, B), at[idx].T, out=rw.view(o * K, i))
                 out_w.copy_(rw.transpose(0, 1))
             if ras[idx] is not None:
-                if o < _NARROW:
+                if o < narrow:
                     rw2 = self._buffer(f"rw2{idx}", (o, i, K), V)
                     torch.mm(gt[idx], ras[idx].view(i * K, B).T, out=rw2.view(o, i * K))
                     out_w += rw2.permute(2, 0, 1)
