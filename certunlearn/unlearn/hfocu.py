@@ -158,6 +158,8 @@ class HFOCU(Unlearner):
             fm, X, y, schedule, self.config, observers=[recorder], progress=progress, label="train + record"
         )
         self.precompute_seconds_ = time.perf_counter() - started
+        if fm.chain is not None:
+            fm.chain.clear_workspace()  # the HVP scratch space is not needed after recording
         self._set_fitted(fm, theta, schedule, store, self._resolve_assumptions(fm, X))
         return self
 

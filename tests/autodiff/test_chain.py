@@ -168,3 +168,19 @@ def test_generic_path_for_a_non_chain_model_equals_dense_hessian() -> None:
     torch.testing.assert_close(fm.batch_hvp(fm.theta0, X, y, V, normalizer=5.0, weight_decay=0.1, chunk_size=2), V @ H)
     torch.testing.assert_close(fm.hvp_fn(fm.theta0, X, y, normalizer=5.0, weight_decay=0.1)(V[2]), H @ V[2])
     torch.testing.assert_close(fm.dense_hessian(fm.theta0, X, y, normalizer=5.0, weight_decay=0.1), H)
+
+
+def test_cpu_scratch_space_is_reused_and_can_be_dropped() -> None:
+    g = torch.Generator().manual_seed(7)
+    fm = FunctionalModel(MLP(5, 3, hidden=(6,), generator=g))
+    X, y = torch.randn(8, 5, dtype=torch.float64, generator=g), torch.randint(0, 3, (8,), generator=g)
+    V = torch.randn(4, fm.dim, dtype=torch.float64, generator=g)
+    first = fm.batch_hvp(fm.theta0, X, y, V, normalizer=8.0, weight_decay=0.1)
+    kept = {k: t.data_ptr() for k, t in fm.chain._workspace.items()}
+    assert kept
+    second = fm.batch_hvp(fm.theta0, X, y, V[:2], normalizer=8.0, weight_decay=0.1)  # smaller: same memory
+    assert {k: t.data_ptr() for k, t in fm.chain._workspace.items()} == kept
+    torch.testing.assert_close(second, first[:2])  # the result never aliases the scratch space
+    fm.chain.clear_workspace()
+    assert not fm.chain._workspace
+    torch.testing.assert_close(fm.batch_hvp(fm.theta0, X, y, V, normalizer=8.0, weight_decay=0.1), first)
