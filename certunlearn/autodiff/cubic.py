@@ -92,11 +92,15 @@ def _secular_solution(
     low = max(0.0, -lam1)
     tiny = 1e-13 * scale
 
-    def y_of(alpha: float) -> np.ndarray:
-        return -gt / (lam + alpha)
+    base = lam + low  # ≥ 0, exactly 0 for the bottom eigenvalue when low = −λ₁
+
+    def y_of(s: float) -> np.ndarray:
+        # (λ + low) + s, not λ + (low + s): when s ≪ low, rounding low + s would lose most of s and
+        # with it the length of the component along the bottom eigenvector
+        return -gt / (base + s)
 
     def psi(s: float) -> float:  # decreasing in s = α − low on (0, ∞)
-        return float(np.linalg.norm(y_of(low + s))) - 2.0 * (low + s) / M
+        return float(np.linalg.norm(y_of(s))) - 2.0 * (low + s) / M
 
     if lam1 > tiny:  # positive definite: ψ(0) = ‖H⁻¹g‖ > 0, the root may be arbitrarily close to 0
         lo = 0.0
@@ -124,8 +128,7 @@ def _secular_solution(
         if not math.isfinite(hi):
             raise InputError("cubic subproblem: could not bracket the secular equation")
     s = brentq(psi, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
-    alpha = low + s
-    return y_of(alpha), alpha, False
+    return y_of(s), low + s, False
 
 
 class CubicCache:

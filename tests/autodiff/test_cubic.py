@@ -466,3 +466,16 @@ def test_global_minimality_along_rays(problem):
     # the optimality conditions hold on arbitrary (possibly defective) inputs too
     assert np.linalg.eigvalsh(H + res.alpha * np.eye(len(g))).min() >= -1e-8
     assert res.alpha == pytest.approx(0.5 * M * np.linalg.norm(d), rel=1e-8, abs=1e-12)
+
+
+@pytest.mark.parametrize("log10_g", [-12.618090452261306, -12.0, -11.3])
+@pytest.mark.parametrize("M", [0.3, 1.0, 3.7])
+def test_near_hard_case_keeps_the_bottom_component_exact(log10_g, M):
+    """g almost orthogonal to the bottom eigenvector: α = λ_min⁻ + s with s ~ 1e-12 ≪ |λ_min|. Computing
+    λ + (α) rounds s away (the step norm was off by up to 8e-4 relative, found by hypothesis in a
+    fresh database); the solver must keep ‖d‖ = 2α/M to rounding."""
+    H = torch.tensor([[0.0, 0.5], [0.5, 0.0]], dtype=torch.float64)
+    g = torch.tensor([0.0, 10.0**log10_g], dtype=torch.float64)
+    res = solve_cubic(g, lambda v: H @ v, M, hessian=H)
+    assert res.alpha == pytest.approx(0.5 * M * float(res.step.norm()), rel=1e-12)
+    assert res.alpha > 0.5
