@@ -361,7 +361,8 @@ def no_defence(*, logits: object = None, probabilities: object = None) -> np.nda
 def top_k(*, logits: object = None, probabilities: object = None, k: int) -> np.ndarray:
     """Release the k largest probabilities; the other C − k classes share the remainder equally.
 
-    ``p'_i = p_i`` for the k largest (ties broken by column order), ``p'_j = (1 − Σ_top-k p)/(C − k)``
+    ``p'_i = p_i`` for the k largest (ranked by the logits when they are given, as
+    :func:`label_only` does; ties broken by column order), ``p'_j = (1 − Σ_top-k p)/(C − k)``
     otherwise, so rows still sum to 1. ``k >= C`` changes nothing. Chen et al. found it
     insufficient against MIA-U.
 
@@ -385,7 +386,8 @@ def top_k(*, logits: object = None, probabilities: object = None, k: int) -> np.
     n, num_classes = p.shape
     if k >= num_classes:
         return p.copy()
-    order = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    ranking = z if z is not None else p  # logits when given: softmax rounding can tie distinct logits
+    order = np.argsort(-ranking, axis=1, kind="stable")[:, :k]
     kept = np.zeros(p.shape, dtype=bool)
     kept[np.arange(n)[:, None], order] = True
     rest = (1.0 - np.where(kept, p, 0.0).sum(axis=1, keepdims=True)) / (num_classes - k)
