@@ -259,7 +259,7 @@ def test_newton_pinned_by_hand() -> None:
     frac=st.floats(0.0, 0.5),
     G=st.floats(0.01, 100.0),
     lam=st.floats(0.01, 10.0),
-    M=st.floats(0.0, 100.0),
+    M=st.floats(0.0, 100.0, allow_subnormal=False),  # subnormal M: both sides round to nothing
 )
 @PROPERTY_SETTINGS
 def test_newton_within_sekhari_gamma(n: int, frac: float, G: float, lam: float, M: float) -> None:
