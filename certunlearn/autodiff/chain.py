@@ -27,11 +27,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from certunlearn.models import MLP, LogisticRegression
+
+if TYPE_CHECKING:
+    from certunlearn.autodiff.functional import ParamLayout
 
 __all__ = ["ACTIVATIONS", "ChainNetwork", "ChainLayer"]
 
@@ -167,7 +171,7 @@ class ChainNetwork:
         self._workspace.clear()
 
     @classmethod
-    def detect(cls, module: nn.Module, layout, loss: str) -> ChainNetwork | None:  # noqa: ANN001
+    def detect(cls, module: nn.Module, layout: ParamLayout, loss: str) -> ChainNetwork | None:
         """Recognise ``module`` as a supported chain for ``loss``; None when it is not one.
 
         Example:
@@ -179,7 +183,10 @@ class ChainNetwork:
         if loss not in cls.LOSSES or list(module.buffers()):
             return None
         leaves = _flatten_chain(module)
-        if not leaves or type(leaves[-1]) is not nn.Linear:
+        if not leaves or len(leaves) % 2 == 0:
+            return None
+        linears, activations = leaves[::2], leaves[1::2]  # Linear, act, Linear, …, act, Linear
+        if any(type(m) is not nn.Linear for m in linears) or any(type(m) not in ACTIVATIONS for m in activations):
             return None
         offsets, start = {}, 0
         for name, numel in zip(layout.names, layout.numels, strict=True):
@@ -187,34 +194,25 @@ class ChainNetwork:
             start += numel
         slices = {id(p): offsets[n] for n, p in module.named_parameters()}
         layers: list[ChainLayer] = []
-        for i, leaf in enumerate(leaves):
-            if type(leaf) is not nn.Linear:
-                continue
+        for k, linear in enumerate(linears):
             act_name, derivs = None, None
-            if i + 1 < len(leaves):
-                nxt = leaves[i + 1]
-                if type(nxt) not in ACTIVATIONS or (i + 2 < len(leaves) and type(leaves[i + 2]) is not nn.Linear):
-                    return None
-                act_name, factory = ACTIVATIONS[type(nxt)]
-                derivs = factory(nxt)
+            if k < len(activations):
+                act_name, factory = ACTIVATIONS[type(activations[k])]
+                derivs = factory(activations[k])
                 if derivs is None:
                     return None
-            if not leaf.weight.requires_grad or (leaf.bias is not None and not leaf.bias.requires_grad):
+            if not all(p.requires_grad for p in linear.parameters()):
                 return None
             layers.append(ChainLayer(
-                weight=slices[id(leaf.weight)],
-                bias=None if leaf.bias is None else slices[id(leaf.bias)],
-                out_features=leaf.out_features, in_features=leaf.in_features,
+                weight=slices[id(linear.weight)],
+                bias=None if linear.bias is None else slices[id(linear.bias)],
+                out_features=linear.out_features, in_features=linear.in_features,
                 activation=act_name, derivatives=derivs,
             ))
-        if sum(1 for leaf in leaves if type(leaf) is nn.Linear) != len(layers) or len(leaves) != 2 * len(layers) - 1:
-            return None
-        if sum(p.numel() for p in module.parameters()) != start:
-            return None
         chain = cls(tuple(layers), loss, start)
         return chain if chain._agrees_with(module, layout) else None
 
-    def _agrees_with(self, module: nn.Module, layout) -> bool:  # noqa: ANN001
+    def _agrees_with(self, module: nn.Module, layout: ParamLayout) -> bool:
         """One random batch through both forward passes: the recognition is trusted only if they agree."""
         p = next(module.parameters())
         x = torch.randn(3, self.layers[0].in_features, generator=torch.Generator().manual_seed(0),

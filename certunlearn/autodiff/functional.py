@@ -196,7 +196,10 @@ class FunctionalModel:
     def per_sample_grads(
         self, theta: Tensor, X: Tensor, y: Tensor, *, weight_decay: float, chunk_size: int | None = None
     ) -> Tensor:
-        """Gradients ``[B, d]`` of each sample's training loss ℓ_i (weight decay included), by vmap(grad)."""
+        """Gradients ``[B, d]`` of each sample's training loss ℓ_i (weight decay included).
+
+        From the chain's backward pass where the model has one, else by ``vmap(grad)``.
+        """
         if X.shape[0] == 0:
             return theta.new_zeros((0, self.dim))
         if self.chain is not None:
@@ -228,7 +231,7 @@ class FunctionalModel:
             apply = self.chain.hvp_operator(theta, X, y, normalizer=normalizer, weight_decay=weight_decay)
             return lambda v: apply(v.unsqueeze(0))[0]
         if X.shape[0] == 0:
-            return lambda v: (weight_decay * X.shape[0] / normalizer) * v
+            return torch.zeros_like
         _, pullback = vjp(self._grad_fn(X, y, normalizer, weight_decay), theta)
         return lambda v: pullback(v)[0]
 
@@ -261,7 +264,7 @@ class FunctionalModel:
             return self.chain.batch_hvp(theta, X, y, V, normalizer=normalizer, weight_decay=weight_decay,
                                         chunk_size=chunk_size)
         if X.shape[0] == 0:
-            return (weight_decay * X.shape[0] / normalizer) * V
+            return torch.zeros_like(V)
         _, pullback = vjp(self._grad_fn(X, y, normalizer, weight_decay), theta)
         return vmap(lambda v: pullback(v)[0], chunk_size=chunk_size)(V)
 

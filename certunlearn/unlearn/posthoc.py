@@ -105,6 +105,7 @@ class PostHocUnlearner(Unlearner):
         self.ledger = ledger
         self.deleted_: tuple[int, ...] = ()
         self.current_ = self.theta_star.clone()
+        self._remaining_cache: tuple[Tensor, Tensor, Tensor, int] | None = None
         self.assumptions_, self.assumption_problems_ = self._resolve_assumptions()
 
     # ------------------------------------------------------------------ objective
@@ -115,29 +116,34 @@ class PostHocUnlearner(Unlearner):
         keep[idx] = False
         return keep
 
+    def _remaining(self, keep: Tensor) -> tuple[Tensor, Tensor, int]:
+        """(X, y, count) of the rows in ``keep``; the last mask's rows are kept, since an unlearner
+        evaluates F_R many times with one mask (CureNewton: ratio tests, every iterate)."""
+        cached = self._remaining_cache
+        if cached is None or cached[0] is not keep:
+            cached = (keep, self.X[keep], self.y[keep], int(keep.sum()))
+            self._remaining_cache = cached
+        return cached[1], cached[2], cached[3]
+
     def objective(self, theta: Tensor, keep: Tensor) -> Tensor:
         """F_R(θ): mean loss over the rows in ``keep`` plus (λ/2)‖θ‖²."""
-        count = int(keep.sum())
-        return self.fm.objective(theta, self.X[keep], self.y[keep], normalizer=count,
-                                 weight_decay=self.weight_decay)
+        X, y, count = self._remaining(keep)
+        return self.fm.objective(theta, X, y, normalizer=count, weight_decay=self.weight_decay)
 
     def gradient(self, theta: Tensor, keep: Tensor) -> Tensor:
         """∇F_R(θ)."""
-        count = int(keep.sum())
-        return self.fm.objective_grad(theta, self.X[keep], self.y[keep], normalizer=count,
-                                      weight_decay=self.weight_decay).detach()
+        X, y, count = self._remaining(keep)
+        return self.fm.objective_grad(theta, X, y, normalizer=count, weight_decay=self.weight_decay).detach()
 
     def hvp_fn(self, theta: Tensor, keep: Tensor) -> Any:
         """v ↦ ∇²F_R(θ) v (:meth:`FunctionalModel.hvp_fn`)."""
-        count = int(keep.sum())
-        return self.fm.hvp_fn(theta, self.X[keep], self.y[keep], normalizer=count,
-                              weight_decay=self.weight_decay)
+        X, y, count = self._remaining(keep)
+        return self.fm.hvp_fn(theta, X, y, normalizer=count, weight_decay=self.weight_decay)
 
     def hessian(self, theta: Tensor, keep: Tensor) -> Tensor:
         """Dense ∇²F_R(θ) ``[d, d]`` (small models only)."""
-        count = int(keep.sum())
-        return self.fm.dense_hessian(theta, self.X[keep], self.y[keep], normalizer=count,
-                                     weight_decay=self.weight_decay).detach()
+        X, y, count = self._remaining(keep)
+        return self.fm.dense_hessian(theta, X, y, normalizer=count, weight_decay=self.weight_decay).detach()
 
     def state(self, theta: Tensor) -> dict[str, Tensor]:
         """Flat parameters → state dict (buffers included), keyed like ``model.state_dict()``."""
