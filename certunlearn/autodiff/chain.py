@@ -272,7 +272,11 @@ class ChainNetwork:
     ) -> Tensor:
         """Gradient ``[d]`` of ``(1/normalizer) Σ_i [loss_i + (λ/2)‖θ‖²]`` (one GEMM per layer)."""
         inputs, _, _, gs, _ = self._backward(theta, X, y)
-        out = theta * (weight_decay * X.shape[0])
+        return self._gradient(theta, inputs, gs, X.shape[0], normalizer, weight_decay)
+
+    def _gradient(self, theta: Tensor, inputs: list[Tensor], gs: list[Tensor], rows: int, normalizer: float,
+                  weight_decay: float) -> Tensor:
+        out = theta * (weight_decay * rows)
         for layer, a, g in zip(self.layers, inputs, gs, strict=True):
             out[layer.weight] += (g.T @ a).reshape(-1)
             if layer.bias is not None:
@@ -288,8 +292,18 @@ class ChainNetwork:
         The forward and backward pass at θ are done once here; each call is the R-passes alone, so
         repeated products at one θ (Lanczos, conjugate gradients) do not redo them.
         """
+        return self.grad_and_hvp_operator(theta, X, y, normalizer=normalizer, weight_decay=weight_decay,
+                                          chunk_size=chunk_size)[1]
+
+    def grad_and_hvp_operator(
+        self, theta: Tensor, X: Tensor, y: Tensor, *, normalizer: float, weight_decay: float,
+        chunk_size: int | None = None,
+    ) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+        """The gradient ``[d]`` and :meth:`hvp_operator` from one shared forward and backward pass."""
         inputs, derivs, p, gs, gas = self._backward(theta, X, y)
+        gradient = self._gradient(theta, inputs, gs, X.shape[0], normalizer, weight_decay)
         pt = None if p is None else p.T.unsqueeze(1)  # [C, 1, B]
+        ws = [self._params(theta, layer)[0] for layer in self.layers]
         at = [a.T.contiguous() for a in inputs]  # [in, B]
         gt = [g.T.contiguous() for g in gs]  # [out, B]
         dt = [(d1.T.unsqueeze(1), None if d2 is None else (d2 * ga).T.unsqueeze(1))  # [width, 1, B]
@@ -298,12 +312,15 @@ class ChainNetwork:
 
         def apply(V: Tensor) -> Tensor:
             out = torch.empty_like(V)
-            step = max(1, V.shape[0] if chunk_size is None else chunk_size)
-            for start in range(0, V.shape[0], step):
-                out[start : start + step] = self._hvp_block(theta, V[start : start + step], at, gs, gt, dt, pt)
+            if V.shape[0] == 1:  # one tangent (Lanczos, CG): plain 2-D products, no scratch copies
+                self._hvp_vector(V[0], out[0], ws, at, gt, dt, pt)
+            else:
+                step = max(1, V.shape[0] if chunk_size is None else chunk_size)
+                for start in range(0, V.shape[0], step):
+                    out[start : start + step] = self._hvp_block(V[start : start + step], ws, at, gs, gt, dt, pt)
             return out.mul_(1.0 / normalizer).add_(V, alpha=ridge)
 
-        return apply
+        return gradient, apply
 
     def batch_hvp(
         self, theta: Tensor, X: Tensor, y: Tensor, V: Tensor, *, normalizer: float, weight_decay: float,
@@ -313,12 +330,55 @@ class ChainNetwork:
         return self.hvp_operator(theta, X, y, normalizer=normalizer, weight_decay=weight_decay,
                                  chunk_size=chunk_size)(V)
 
-    def _hvp_block(self, theta, V, at, gs, gt, dt, pt) -> Tensor:  # noqa: ANN001
+    def _hvp_vector(self, v, out, ws, at, gt, dt, pt) -> None:  # noqa: ANN001
+        """The R-passes of :meth:`_hvp_block` for a single tangent ``v [d]``, written into ``out [d]``.
+
+        With K = 1 the ``[width, K, B]`` tensors are ``[width, B]`` matrices: every product is one
+        2-D GEMM on views of ``v`` and ``out``, with none of the layout copies the batched path needs.
+        On small models a Hessian-vector product is a few dozen tiny operations whose fixed cost
+        dominates, so this path is about twice as fast there (benchmarks/README.md).
+        """
+        rzs: list[Tensor] = []
+        ras: list[Tensor | None] = [None]
+        for idx, layer in enumerate(self.layers):
+            vw = v[layer.weight].view(layer.out_features, layer.in_features)
+            rz = vw @ at[idx]  # [o, B]
+            if ras[idx] is not None:
+                rz.addmm_(ws[idx], ras[idx])
+            if layer.bias is not None:
+                rz += v[layer.bias].unsqueeze(1)
+            rzs.append(rz)
+            if idx + 1 < len(self.layers):
+                ras.append(rz * dt[idx][0][:, 0])
+        rg = rzs[-1]
+        if pt is not None:  # softmax curvature: p ⊙ (r − ⟨p, r⟩)
+            p = pt[:, 0]
+            rg = (rg - (p * rg).sum(dim=0, keepdim=True)).mul_(p)
+        for idx in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[idx]
+            out_w = out[layer.weight].view(layer.out_features, layer.in_features)
+            torch.mm(rg, at[idx].T, out=out_w)
+            if ras[idx] is not None:
+                out_w.addmm_(gt[idx], ras[idx].T)
+            if layer.bias is not None:
+                torch.sum(rg, dim=1, out=out[layer.bias])
+            if idx == 0:
+                break
+            vw = v[layer.weight].view(layer.out_features, layer.in_features)
+            rga = ws[idx].T @ rg  # [i, B]
+            rga.addmm_(vw.T, gt[idx])
+            d1t, d2gat = dt[idx - 1]
+            rga.mul_(d1t[:, 0])
+            if d2gat is not None:
+                rga.addcmul_(d2gat[:, 0], rzs[idx - 1])
+            rg = rga
+
+    def _hvp_block(self, V, ws, at, gs, gt, dt, pt) -> Tensor:  # noqa: ANN001
         """R-forward then R-backward over K tangents; tensors ``[width, K, B]``, every product one GEMM."""
         K, B = V.shape[0], at[0].shape[1]
         vws, rzs, ras = [], [], [None]
         for idx, layer in enumerate(self.layers):
-            w, _ = self._params(theta, layer)
+            w = ws[idx]
             o, i = layer.out_features, layer.in_features
             vw = V[:, layer.weight].reshape(K, o, i)
             vws.append(vw)
@@ -367,7 +427,7 @@ class ChainNetwork:
                 out[:, layer.bias] = rg.sum(dim=2).T
             if idx == 0:
                 break
-            w, _ = self._params(theta, layer)
+            w = ws[idx]
             rga = self._buffer(f"rga{idx}", (i, K, B), V)
             torch.mm(w.T, rg.view(o, K * B), out=rga.view(i, K * B))
             vwq = self._buffer(f"vwq{idx}", (i, K, o), V)

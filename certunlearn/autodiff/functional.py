@@ -174,7 +174,9 @@ class FunctionalModel:
         return full
 
     def outputs(self, theta: Tensor, X: Tensor) -> Tensor:
-        """Model outputs (logits) for a batch ``X`` at parameters ``theta``."""
+        """Model outputs (logits) for a batch ``X`` at parameters ``theta`` (differentiable in θ)."""
+        if self.chain is not None:  # same values (checked when the chain was recognised), less overhead
+            return self.chain.outputs(theta, X)
         return functional_call(self.module, (self.layout.unflatten(theta), self.buffers), (X,))
 
     def sample_losses(self, theta: Tensor, X: Tensor, y: Tensor) -> Tensor:
@@ -227,13 +229,30 @@ class FunctionalModel:
         than a fresh ``jvp(grad)`` per call when many products are taken at the same θ, as Lanczos
         and conjugate gradients do).
         """
-        if self.chain is not None and X.shape[0] > 0:
-            apply = self.chain.hvp_operator(theta, X, y, normalizer=normalizer, weight_decay=weight_decay)
-            return lambda v: apply(v.unsqueeze(0))[0]
+        return self.grad_and_hvp_fn(theta, X, y, normalizer=normalizer, weight_decay=weight_decay)[1]
+
+    def grad_and_hvp_fn(
+        self, theta: Tensor, X: Tensor, y: Tensor, *, normalizer: float, weight_decay: float
+    ) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+        """The objective's gradient ``[d]`` (detached) and :meth:`hvp_fn`, sharing one pass over the data.
+
+        Example:
+            >>> from certunlearn.models import LogisticRegression
+            >>> fm = FunctionalModel(LogisticRegression(3, 2))
+            >>> X, y = torch.randn(5, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 0, 1])
+            >>> g, hvp = fm.grad_and_hvp_fn(fm.theta0, X, y, normalizer=5, weight_decay=0.1)
+            >>> ref = fm.objective_grad(fm.theta0, X, y, normalizer=5, weight_decay=0.1)
+            >>> bool(torch.allclose(g, ref)), hvp(torch.ones(fm.dim, dtype=torch.float64)).shape
+            (True, torch.Size([8]))
+        """
         if X.shape[0] == 0:
-            return torch.zeros_like
-        _, pullback = vjp(self._grad_fn(X, y, normalizer, weight_decay), theta)
-        return lambda v: pullback(v)[0]
+            return self.objective_grad(theta, X, y, normalizer=normalizer, weight_decay=weight_decay), torch.zeros_like
+        if self.chain is not None:
+            g, apply = self.chain.grad_and_hvp_operator(theta, X, y, normalizer=normalizer,
+                                                        weight_decay=weight_decay)
+            return g.detach(), lambda v: apply(v.unsqueeze(0))[0]
+        g, pullback = vjp(self._grad_fn(X, y, normalizer, weight_decay), theta)
+        return g.detach(), lambda v: pullback(v)[0]
 
     def _grad_fn(self, X: Tensor, y: Tensor, normalizer: float, weight_decay: float) -> Callable[[Tensor], Tensor]:
         def grad_at(t: Tensor) -> Tensor:

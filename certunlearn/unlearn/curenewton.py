@@ -133,8 +133,7 @@ class CureNewton(PostHocUnlearner):
             pick = torch.randperm(rows.numel(), generator=generator, device="cpu")[: self.batch_size]
             rows = rows[pick.to(rows.device)]
         X, y, count = self.X[rows], self.y[rows], rows.numel()
-        g = self.fm.objective_grad(theta, X, y, normalizer=count, weight_decay=self.weight_decay).detach()
-        hvp = self.fm.hvp_fn(theta, X, y, normalizer=count, weight_decay=self.weight_decay)
+        g, hvp = self.fm.grad_and_hvp_fn(theta, X, y, normalizer=count, weight_decay=self.weight_decay)
         H = None
         if self.method_ == "exact":
             H = self.fm.dense_hessian(theta, X, y, normalizer=count, weight_decay=self.weight_decay).detach()
@@ -150,11 +149,11 @@ class CureNewton(PostHocUnlearner):
         accepted = trials = hvps = 0
         history: list[dict[str, float | bool]] = []
         stop = False
+        f0 = loss_before
         for _ in range(self.iterations):
             g, hvp, H, _count = self._estimates(theta, keep, generator)
             if float(g.norm()) <= self.grad_tol:
                 break
-            f0 = float(self.objective(theta, keep))
             cache = CubicCache()  # same g and H for every trial at this iterate: factorise once
             while True:
                 step = solve_cubic(g, hvp, M, method=self.method_, hessian=H, cache=cache,
@@ -162,7 +161,8 @@ class CureNewton(PostHocUnlearner):
                 hvps += step.hvp_count
                 trials += 1
                 predicted = -step.model_decrease  # m(d) ≤ 0
-                actual = float(self.objective(theta + step.step, keep)) - f0
+                f_trial = float(self.objective(theta + step.step, keep))
+                actual = f_trial - f0
                 slack = 1e-12 * max(1.0, abs(f0))
                 majorised = certifying and lipschitz is not None and M >= lipschitz
                 ok = actual <= predicted + slack or (majorised and actual <= slack)
@@ -170,7 +170,7 @@ class CureNewton(PostHocUnlearner):
                                 "accepted": ok, "step_norm": float(step.step.norm()),
                                 "alpha": step.alpha})
                 if ok:
-                    theta = theta + step.step
+                    theta, f0 = theta + step.step, f_trial
                     accepted += 1
                     # the actual decrease beat the prediction by 2x or more: the model is too cautious
                     if self.adaptive and predicted < 0 and actual <= _GROWTH * predicted:

@@ -91,6 +91,9 @@ def test_float32_agrees_with_float64_reference() -> None:
     got = fast32.batch_hvp(fast32.theta0, X.float(), y, V.float(), normalizer=20.0, weight_decay=0.01)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got.double(), expected, atol=1e-5, rtol=1e-4)
+    one = fast32.hvp_fn(fast32.theta0, X.float(), y, normalizer=20.0, weight_decay=0.01)(V[3].float())
+    assert one.dtype == torch.float32  # the single-tangent path
+    torch.testing.assert_close(one.double(), expected[3], atol=1e-5, rtol=1e-4)
 
 
 def test_sequential_with_and_without_bias_is_recognised() -> None:

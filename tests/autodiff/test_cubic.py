@@ -479,3 +479,14 @@ def test_near_hard_case_keeps_the_bottom_component_exact(log10_g, M):
     res = solve_cubic(g, lambda v: H @ v, M, hessian=H)
     assert res.alpha == pytest.approx(0.5 * M * float(res.step.norm()), rel=1e-12)
     assert res.alpha > 0.5
+
+
+def test_lanczos_stopping_test_runs_on_its_schedule():
+    """The subproblem is re-solved after steps 1..5, then every 5th: k stops only at those points."""
+    d = 200
+    H, g = _spectrum_problem(d, np.linspace(0.01, 10.0, d), 5)
+    # tol = 1: values are non-increasing and ≤ 0, so the second check (k = 2) always passes
+    assert solve_cubic(_t(g), CountingHVP(H), 0.5, method="lanczos", max_krylov_dim=d, tol=1.0).krylov_dim == 2
+    for tol in np.logspace(-1, -12, 12):
+        res = solve_cubic(_t(g), CountingHVP(H), 0.5, method="lanczos", max_krylov_dim=37, tol=float(tol))
+        assert res.krylov_dim <= 5 or res.krylov_dim % 5 == 0 or res.krylov_dim == 37, (tol, res.krylov_dim)
