@@ -40,6 +40,7 @@ Example::
     python benchmarks/eval_curenewton.py                      # default plan, a few minutes on 2 cores
     python benchmarks/eval_curenewton.py --quick              # smoke run (< 1 minute)
     python benchmarks/eval_curenewton.py audits/curenewton_digits_mlp.toml --json /tmp/cn.json
+    python benchmarks/eval_curenewton.py --seeds 3,4,5        # held-out deletion sets
 """
 
 from __future__ import annotations
@@ -200,6 +201,17 @@ def _check_options(path: Path, where: str, cls: type, options: Any) -> None:
     if unknown:
         raise SystemExit(f"{path}: [{where}]: options {unknown} are not accepted by {cls.__name__}; "
                          f"allowed: {sorted(allowed)}")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: distinct non-negative integers, comma-separated; ValueError otherwise."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds: expected comma-separated integers, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds: expected distinct non-negative integers, got {text!r}")
+    return seeds
 
 
 def apply_quick(plan: dict[str, Any]) -> dict[str, Any]:
@@ -694,10 +706,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default=None, help="comma-separated task names to run (default: all)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: plan run.threads)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated deletion seeds replacing the plan's (e.g. 3,4,5: deletion sets "
+                             "the plan's settings were not chosen on)")
     args = parser.parse_args(argv)
     plan = load_plan(args.plan)
     if args.quick:
         plan = apply_quick(plan)
+    if args.seeds is not None:
+        try:
+            plan["deletion"]["seeds"] = parse_seeds(args.seeds)
+        except ValueError as exc:
+            parser.error(str(exc))
     if args.tasks:
         wanted = set(args.tasks.split(","))
         unknown = wanted - {t["name"] for t in plan["tasks"]}
@@ -716,7 +736,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results: dict[str, Any] = {"plan_path": str(args.plan), "quick": args.quick, "plan": plan,
                                "machine": machine_info("cpu"), "targets": targets, "tasks": [], "verdicts": []}
-    print(f"# CureNewton evaluation ({args.plan.name}{', --quick' if args.quick else ''})\n")
+    print(f"# CureNewton evaluation ({args.plan.name}{', --quick' if args.quick else ''}"
+          f"{', --seeds ' + args.seeds if args.seeds is not None else ''})\n")
     print(f"Machine: {results['machine']['platform']}, {results['machine']['cpu_count']} CPUs, torch "
           f"{results['machine']['torch']}, {torch.get_num_threads()} thread(s), 1-min load "
           f"{results['machine'].get('loadavg_1min', math.nan):.1f}.")
