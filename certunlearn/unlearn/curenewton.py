@@ -8,9 +8,9 @@ remaining-data objective F_R,
 which exists and is bounded even when H is singular or indefinite (where Newton, pseudo-inverse and
 |eig| Newton explode). A step is **accepted only if the retained loss does not rise above the model's
 prediction**, F_R(θ + d) − F_R(θ) ≤ m(d) ≤ 0; otherwise M doubles and the step is recomputed from
-the same factorisation (adaptive M; after an accepted step whose actual decrease was at least twice the
-predicted one, M halves). With M ≥ the Hessian-Lipschitz constant the cubic
-model majorises F_R, so such a step is always accepted.
+the same factorisation (adaptive M; after an accepted step M halves, as ARC does after a very
+successful step). With M ≥ the Hessian-Lipschitz constant the cubic model majorises F_R, so such a
+step is always accepted.
 
 g and the HVPs come from all remaining data, or from a seeded minibatch per iteration
 (``batch_size``, the stochastic variant for large data; the acceptance test always uses all remaining
@@ -56,8 +56,7 @@ class CureNewton(PostHocUnlearner):
         X: Training features (ids = rows).
         y: Training targets.
         cubic_reg: Initial cubic regularisation M (> 0).
-        adaptive: Double M after a rejected step; halve it after an accepted step that decreased the
-            loss by at least twice the model's prediction.
+        adaptive: Double M after a rejected step; halve it after an accepted one.
         iterations: Maximum number of accepted steps.
         solver: ``exact`` (dense Hessian), ``lanczos`` (HVPs only) or ``auto`` (exact up to
             2000 parameters).
@@ -172,8 +171,9 @@ class CureNewton(PostHocUnlearner):
                 if ok:
                     theta, f0 = theta + step.step, f_trial
                     accepted += 1
-                    # the actual decrease beat the prediction by 2x or more: the model is too cautious
-                    if self.adaptive and predicted < 0 and actual <= _GROWTH * predicted:
+                    # accepted means actual ≤ predicted (ρ ≥ 1), a "very successful" step in ARC's terms
+                    # (Cartis, Gould & Toint 2011): try a weaker regularisation next
+                    if self.adaptive:
                         M = M / _GROWTH
                     break
                 if not self.adaptive or trials - accepted >= self.max_trials:
