@@ -39,6 +39,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import emit, machine_info  # noqa: E402
+from _softmax_problems import (  # noqa: E402
+    ABS_ROUNDING,
+    PLACEMENTS,
+    choose_ids,
+    declared_assumptions,
+    flat,
+    make_data,
+    within,
+)
 
 from certunlearn.certify.bounds import (  # noqa: E402
     Assumptions,
@@ -46,7 +55,6 @@ from certunlearn.certify.bounds import (  # noqa: E402
     second_order_sgd_bound,
     softmax_regression_assumptions,
 )
-from certunlearn.data import clip_rows  # noqa: E402
 from certunlearn.errors import ConfigError  # noqa: E402
 from certunlearn.models import LogisticRegression  # noqa: E402
 from certunlearn.train.config import SGDConfig  # noqa: E402
@@ -54,8 +62,6 @@ from certunlearn.train.schedule import Schedule  # noqa: E402
 from certunlearn.train.sgd import coupled_retrain  # noqa: E402
 from certunlearn.unlearn import HFOCU  # noqa: E402
 
-ROUNDING, ABS_ROUNDING = 1e-9, 1e-12
-PLACEMENTS = ("random", "same_batch", "first_batch", "last_batch")
 KINDS = ("strong", "strong+projection", "convex", "step-size violation")
 KIND_WEIGHTS = (0.65, 0.1, 0.15, 0.1)
 
@@ -84,8 +90,7 @@ class Problem:
 
     def assumptions(self) -> Assumptions:
         if self.declared:  # docs/theory.md §4.3, λ = 0 row, by hand
-            return Assumptions(gradient_bound=math.sqrt(2) * math.sqrt(self.clip**2 + 1),
-                               smoothness=(self.clip**2 + 1) / 2, strong_convexity=0.0)
+            return declared_assumptions(self.clip)
         return softmax_regression_assumptions(feature_norm_bound=self.clip, weight_decay=self.weight_decay,
                                               projection_radius=self.projection_radius)
 
@@ -113,38 +118,11 @@ def make_problem(rng: np.random.Generator, index: int, max_steps: int) -> Proble
     )
 
 
-def make_data(p: Problem, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    scale = 1.5 * p.clip / math.sqrt(p.features)
-    X = clip_rows(scale * torch.randn(p.n, p.features, dtype=torch.float64, generator=gen), p.clip)
-    teacher = torch.randn(p.features, p.classes, dtype=torch.float64, generator=gen)
-    logits = X @ teacher / p.clip + 0.5 * torch.randn(p.n, p.classes, dtype=torch.float64, generator=gen)
-    return X, logits.argmax(dim=1)
-
-
-def choose_ids(p: Problem, schedule: Schedule, rng: np.random.Generator, placement: str) -> list[int]:
-    m = int(rng.integers(1, max(1, p.n // 4) + 1))
-    if placement == "random":
-        return sorted(int(i) for i in rng.choice(p.n, size=m, replace=False))
-    steps = schedule.steps
-    step = {"first_batch": 0, "last_batch": len(steps) - 1}.get(placement)
-    step = int(rng.integers(len(steps))) if step is None else step
-    ids = [int(i) for i in rng.permutation(list(steps[step].ids))[:m]]
-    if len(ids) < m:
-        rest = np.setdiff1d(np.arange(p.n), ids)
-        ids += [int(i) for i in rng.choice(rest, size=m - len(ids), replace=False)]
-    return sorted(ids)
-
-
-def flat(state: dict[str, torch.Tensor]) -> torch.Tensor:
-    return torch.cat([state[k].reshape(-1) for k in ("linear.weight", "linear.bias")])
-
-
 def run_problem(p: Problem, seed: int, sets: int, rng: np.random.Generator) -> list[dict[str, Any]]:
     cfg = p.config(seed)
     schedule = Schedule.build(n_samples=p.n, config=cfg)
-    X, y = make_data(p, torch.Generator().manual_seed(int(rng.integers(2**31))))
-    deletion_sets = [choose_ids(p, schedule, rng, PLACEMENTS[int(rng.integers(len(PLACEMENTS)))])
-                     for _ in range(sets)]
+    X, y = make_data(p.n, p.features, p.classes, p.clip, torch.Generator().manual_seed(int(rng.integers(2**31))))
+    deletion_sets = [_deletion_set(p, schedule, rng) for _ in range(sets)]
     tracked = sorted({i for ids in deletion_sets for i in ids})
     kwargs: dict[str, Any] = ({"assumptions": p.assumptions()} if p.declared
                               else {"feature_norm_bound": p.clip})
@@ -186,13 +164,15 @@ def run_problem(p: Problem, seed: int, sets: int, rng: np.random.Generator) -> l
     return rows
 
 
+def _deletion_set(p: Problem, schedule: Schedule, rng: np.random.Generator) -> list[int]:
+    placement = PLACEMENTS[int(rng.integers(len(PLACEMENTS)))]
+    m = int(rng.integers(1, max(1, p.n // 4) + 1))
+    return choose_ids(placement, p.n, m, schedule, rng)
+
+
 def _sum_rows(hf: HFOCU, ids: list[int]) -> torch.Tensor:
     """Σ_{u∈U} a_u from the store (the noiseless model of a request forget() refused to release)."""
     return hf.store_.sum_rows(hf.store_.rows_of(ids), dtype=hf.fm_.dtype, device=hf.fm_.device)
-
-
-def within(measured: float, bound: float | None, allowance: float) -> bool:
-    return bound is not None and measured <= bound * (1 + ROUNDING) + allowance
 
 
 def stats(values: list[float]) -> str:

@@ -92,6 +92,11 @@ def demo(
     )
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated option as its non-empty, stripped items."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _parse_grid(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
@@ -317,7 +322,7 @@ def audit_mia_l(
 
     job = MIALJob(
         model=model, weights=str(weights), members=str(members), non_members=str(non_members),
-        attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()),
+        attacks=_names(attacks),
         model_args=_parse_options(model_arg, "--model-arg"),
         shadow_data=None if shadow_data is None else str(shadow_data), shadows=shadows,
         shadow_epochs=shadow_epochs, shadow_batch_size=shadow_batch_size, shadow_lr=shadow_lr,
@@ -364,7 +369,7 @@ def audit_mia_u(
         shadow_originals=shadow_originals, unlearned_per_original=unlearned_per_original,
         records_per_original=records_per_original, shadow_epochs=shadow_epochs,
         shadow_batch_size=shadow_batch_size, shadow_lr=shadow_lr, shadow_weight_decay=shadow_weight_decay,
-        attack_models=tuple(a.strip() for a in attack_models.split(",") if a.strip()),
+        attack_models=_names(attack_models),
         delta=delta, alpha=alpha, seed=seed,
     )
     with progress_bar(progress) as bar:

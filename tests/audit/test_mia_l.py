@@ -308,56 +308,31 @@ def rmia_problem(seed=0, n=40, m=30, n_refs=4):
     return p_x, ref_x, member_x, p_z, ref_z, member_z, is_member
 
 
+def rmia_on(problem, wrap=None, **kw):
+    """:func:`rmia` on an :func:`rmia_problem` (label 0 everywhere); ``wrap`` turns p into probabilities."""
+    wrap = probs if wrap is None else wrap
+    p_x, ref_x, member_x, p_z, ref_z, member_z, _ = problem
+    labels_x, labels_z = np.zeros(p_x.size, np.int64), np.zeros(p_z.size, np.int64)
+    return rmia(wrap(p_x), labels_x, wrap(ref_x), member_x, wrap(p_z), labels_z,
+                population_reference_probs=wrap(ref_z), population_reference_membership=member_z, **kw)
+
+
 @pytest.mark.parametrize("online, a", [(True, None), (False, 0.0), (False, 0.3), (False, 1.0)])
 @pytest.mark.parametrize("gamma", [1.0, 1.7])
 def test_rmia_matches_the_pairwise_reference(online, a, gamma):
-    p_x, ref_x, member_x, p_z, ref_z, member_z, _ = rmia_problem()
-    labels_x, labels_z = np.zeros(p_x.size, np.int64), np.zeros(p_z.size, np.int64)
-    got = rmia(
-        probs(p_x),
-        labels_x,
-        probs(ref_x),
-        member_x,
-        probs(p_z),
-        labels_z,
-        population_reference_probs=probs(ref_z),
-        population_reference_membership=member_z,
-        gamma=gamma,
-        a=a,
-        online=online,
-    )
-    expected = rmia_reference(
-        p_x, ref_x, member_x, p_z, ref_z, member_z, gamma=gamma, online=online, a=a
-    )
+    problem = rmia_problem()
+    got = rmia_on(problem, gamma=gamma, a=a, online=online)
+    expected = rmia_reference(*problem[:6], gamma=gamma, online=online, a=a)
     np.testing.assert_allclose(got, expected, atol=1e-12)
 
 
 def test_rmia_finds_members_and_augmented_queries_average():
-    p_x, ref_x, member_x, p_z, ref_z, member_z, is_member = rmia_problem(n=200, m=100)
-    labels_x, labels_z = np.zeros(p_x.size, np.int64), np.zeros(p_z.size, np.int64)
-    scores = rmia(
-        probs(p_x),
-        labels_x,
-        probs(ref_x),
-        member_x,
-        probs(p_z),
-        labels_z,
-        population_reference_probs=probs(ref_z),
-        population_reference_membership=member_z,
-    )
+    problem = rmia_problem(n=200, m=100)
+    is_member = problem[-1]
+    scores = rmia_on(problem)
     assert attack_metrics(scores[is_member], scores[~is_member], n_bootstrap=0).auc > 0.95
     # K = 2 identical queries give the same scores as one
-    twice = lambda p: np.stack([probs(p), probs(p)], axis=-2)  # noqa: E731
-    again = rmia(
-        twice(p_x),
-        labels_x,
-        twice(ref_x),
-        member_x,
-        twice(p_z),
-        labels_z,
-        population_reference_probs=twice(ref_z),
-        population_reference_membership=member_z,
-    )
+    again = rmia_on(problem, wrap=lambda p: np.stack([probs(p), probs(p)], axis=-2))
     np.testing.assert_array_equal(scores, again)
 
 
@@ -390,29 +365,9 @@ def test_offline_a_is_tuned_by_attacking_each_reference_with_the_others():
             aucs.append(attack_metrics(scores[truth], scores[~truth], n_bootstrap=0, fprs=()).auc)
         means.append(np.mean(aucs))
     assert a == RMIA_A_GRID[int(np.argmax(means))]
-    tuned = rmia(
-        probs(p_x),
-        labels_x,
-        probs(ref_x),
-        member_x,
-        probs(p_z),
-        labels_z,
-        population_reference_probs=probs(ref_z),
-        population_reference_membership=member_z,
-        online=False,
-    )
-    fixed = rmia(
-        probs(p_x),
-        labels_x,
-        probs(ref_x),
-        member_x,
-        probs(p_z),
-        labels_z,
-        population_reference_probs=probs(ref_z),
-        population_reference_membership=member_z,
-        online=False,
-        a=a,
-    )
+    problem = (p_x, ref_x, member_x, p_z, ref_z, member_z, None)
+    tuned = rmia_on(problem, online=False)
+    fixed = rmia_on(problem, online=False, a=a)
     np.testing.assert_array_equal(tuned, fixed)
 
 

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,12 +47,19 @@ from certunlearn.train.schedule import Schedule
 from certunlearn.train.sgd import coupled_retrain
 from certunlearn.unlearn import HFOCU
 
-ROUNDING = 1e-9  # relative allowance for fp64 rounding only ...
-ABS_ROUNDING = 1e-12  # ... and an absolute one, times max(1, ‖w_T‖), for Δ = 0 (exact in theory)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from _softmax_problems import (  # noqa: E402  (shared with benchmarks/bench_soundness.py)
+    ABS_ROUNDING,
+    PLACEMENTS,
+    ROUNDING,
+    choose_ids,
+    declared_assumptions,
+    flat,
+    make_data,
+    within,
+)
+
 N_STRONG, N_CONVEX = 40, 10
-PLACEMENTS = ("random", "same_batch", "first_batch", "last_batch")
-
-
 
 
 @dataclass(frozen=True)
@@ -109,46 +118,19 @@ def make_problem(k: int) -> Problem:
     )
 
 
-def make_data(p: Problem) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(10_000 + p.seed)
-    scale = 1.5 * p.clip / math.sqrt(p.features)  # a good share of rows gets clipped
-    X = clip_rows(scale * torch.randn(p.n, p.features, dtype=torch.float64, generator=gen), p.clip)
-    teacher = torch.randn(p.features, p.classes, dtype=torch.float64, generator=gen)
-    noisy = X @ teacher / p.clip + 0.5 * torch.randn(p.n, p.classes, dtype=torch.float64, generator=gen)
-    return X, noisy.argmax(dim=1)
-
-
-def choose_ids(p: Problem, schedule: Schedule, rng: np.random.Generator) -> list[int]:
-    steps = schedule.steps
-    if p.placement == "random":
-        return sorted(int(i) for i in rng.choice(p.n, size=p.m, replace=False))
-    step = {"first_batch": 0, "last_batch": len(steps) - 1}.get(p.placement)
-    if step is None:
-        step = int(rng.integers(len(steps)))
-    batch = list(steps[step].ids)
-    ids = [int(i) for i in rng.permutation(batch)[: p.m]]
-    if len(ids) < p.m:  # top up with random others
-        rest = np.setdiff1d(np.arange(p.n), ids)
-        ids += [int(i) for i in rng.choice(rest, size=p.m - len(ids), replace=False)]
-    return sorted(ids)
-
-
-def declared_assumptions(p: Problem) -> Assumptions:
-    """By hand, docs/theory.md §4.3 table, λ = 0 row: G = G_CE, β = (X²+1)/2, convex, no M."""
-    return Assumptions(gradient_bound=math.sqrt(2) * math.sqrt(p.clip**2 + 1),
-                       smoothness=(p.clip**2 + 1) / 2, strong_convexity=0.0, convex=True,
-                       notes=("declared by the soundness test",))
+def data_of(p: Problem) -> tuple[torch.Tensor, torch.Tensor]:
+    return make_data(p.n, p.features, p.classes, p.clip, torch.Generator().manual_seed(10_000 + p.seed))
 
 
 def fit(p: Problem, X: torch.Tensor, y: torch.Tensor, track_ids: list[int] | None = None) -> HFOCU:
-    kwargs = {"assumptions": declared_assumptions(p)} if p.declared else {"feature_norm_bound": p.clip}
+    kwargs = {"assumptions": declared_assumptions(p.clip)} if p.declared else {"feature_norm_bound": p.clip}
     return HFOCU(LogisticRegression(p.features, p.classes), p.config(), track_ids=track_ids,
                  **kwargs).fit(X, y)
 
 
 def problem_assumptions(p: Problem) -> Assumptions:
     if p.declared:
-        return declared_assumptions(p)
+        return declared_assumptions(p.clip)
     return softmax_regression_assumptions(feature_norm_bound=p.clip, weight_decay=p.weight_decay,
                                           projection_radius=p.projection_radius)
 
@@ -157,11 +139,7 @@ def deletion_set(k: int) -> tuple[Problem, Schedule, list[int]]:
     """The problem, its schedule (drawn from the seed alone, as ``fit`` draws it) and the ids to forget."""
     p = make_problem(k)
     schedule = Schedule.build(n_samples=p.n, config=p.config())
-    return p, schedule, choose_ids(p, schedule, np.random.default_rng(20_000 + k))
-
-
-def flat(state: dict[str, torch.Tensor]) -> torch.Tensor:
-    return torch.cat([state[k].reshape(-1) for k in ("linear.weight", "linear.bias")])
+    return p, schedule, choose_ids(p.placement, p.n, p.m, schedule, np.random.default_rng(20_000 + k))
 
 
 @dataclass(frozen=True)
@@ -186,7 +164,7 @@ class Outcome:
 @cache
 def outcome(k: int) -> Outcome:
     p, schedule, ids = deletion_set(k)
-    X, y = make_data(p)
+    X, y = data_of(p)
     # only the deleted ids need statistics (the trajectory is the same); every 7th run tracks all
     hf = fit(p, X, y, track_ids=None if k % 7 == 0 else ids)
     assert hf.schedule == schedule
@@ -219,10 +197,6 @@ def _describe(o: Outcome) -> str:
             f"sensitivity={o.sensitivity}, 2S={o.first:.6g}, second={o.second}, bound={o.bound_used}")
 
 
-def within(measured: float, bound: float | None, o: Outcome) -> bool:
-    return bound is not None and measured <= bound * (1 + ROUNDING) + o.allowance
-
-
 @cache
 def zero_delta(k: int) -> bool:
     """Does the second-order bound give Δ = 0 (every deleted id only where D_t = 0, e.g. all of them
@@ -232,8 +206,6 @@ def zero_delta(k: int) -> bool:
                                deletion_counts=schedule.deletion_counts(ids),
                                assumptions=problem_assumptions(p), projection_radius=p.projection_radius)
     return b.certified and b.value == 0.0
-
-
 
 
 def _ks():
@@ -254,19 +226,19 @@ def test_certified_release_is_sound(k: int) -> None:
         return
     assert o.certified, f"expected a certificate: {o.reasons} ({_describe(o)})"
     # the certificate
-    assert within(o.measured, o.sensitivity, o), _describe(o)
+    assert within(o.measured, o.sensitivity, o.allowance), _describe(o)
     # it is the smaller of the applicable proven bounds, computed from the actual counts
     assert o.sensitivity == pytest.approx(o.expected_sensitivity, rel=1e-12)
     want = "second-order-sgd" if o.second is not None and o.second <= o.first else "coupled-sgd"
     assert o.bound_used == want
     # Theorem 6, parts 1-3
-    assert within(o.retrain_gap, o.s, o), _describe(o)
-    assert within(o.approx_norm, o.s, o), _describe(o)
-    assert within(o.measured, o.first, o), _describe(o)
+    assert within(o.retrain_gap, o.s, o.allowance), _describe(o)
+    assert within(o.approx_norm, o.s, o.allowance), _describe(o)
+    assert within(o.measured, o.first, o.allowance), _describe(o)
     # Theorem 12 (second order), only without projection
     if p.projection_radius is None:
         assert o.second is not None
-        assert within(o.measured, o.second, o), _describe(o)
+        assert within(o.measured, o.second, o.allowance), _describe(o)
     else:
         assert o.second is None
 
@@ -285,7 +257,7 @@ def test_slack_summary() -> None:
     second = [o.second / o.measured for o in measurable if o.second is not None]
     used = [o.sensitivity / o.measured for o in measurable]
     convex = [o.first / o.measured for o in measurable if o.problem.kind == "convex"]
-    violations = [_describe(o) for o in certified if not within(o.measured, o.sensitivity, o)]
+    violations = [_describe(o) for o in certified if not within(o.measured, o.sensitivity, o.allowance)]
     summary = (
         f"soundness ({len(outcomes) + len(crashed)} problems, {len(certified)} certified, "
         f"{len(violations)} violations; forget raised on Δ = 0 for problems {crashed})\n"
@@ -340,7 +312,7 @@ def test_forget_with_zero_second_order_bound() -> None:
 @pytest.mark.parametrize("k", [2, N_STRONG + 2])  # a strongly convex problem and a convex one
 def test_online_requests_are_sound(k: int) -> None:
     p = make_problem(k)
-    X, y = make_data(p)
+    X, y = data_of(p)
     hf = fit(p, X, y)
     batch = copy.deepcopy(hf)
     rng = np.random.default_rng(30_000 + k)

@@ -1,0 +1,63 @@
+"""Random softmax-regression problems for the HF-OCU soundness experiments.
+
+Shared by ``bench_soundness.py`` (the long run) and ``tests/certify/test_soundness.py`` (the short
+one): data with a share of clipped rows, deletion sets placed in the batch schedule, the hand-derived
+constants of the declared (λ = 0) case and the soundness comparison with its rounding allowance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from certunlearn.certify.bounds import Assumptions
+from certunlearn.data import clip_rows
+from certunlearn.train.schedule import Schedule
+
+ROUNDING = 1e-9  # relative allowance for fp64 rounding only ...
+ABS_ROUNDING = 1e-12  # ... and an absolute one, times max(1, ‖w_T‖), for Δ = 0 (exact in theory)
+PLACEMENTS = ("random", "same_batch", "first_batch", "last_batch")
+
+
+def make_data(n: int, features: int, classes: int, clip: float,
+              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows clipped to ``clip`` (a good share of them is clipped) and noisy teacher labels."""
+    scale = 1.5 * clip / math.sqrt(features)
+    X = clip_rows(scale * torch.randn(n, features, dtype=torch.float64, generator=gen), clip)
+    teacher = torch.randn(features, classes, dtype=torch.float64, generator=gen)
+    noisy = X @ teacher / clip + 0.5 * torch.randn(n, classes, dtype=torch.float64, generator=gen)
+    return X, noisy.argmax(dim=1)
+
+
+def choose_ids(placement: str, n: int, m: int, schedule: Schedule, rng: np.random.Generator) -> list[int]:
+    """m ids: anywhere (``random``), or from one batch of the schedule (first, last or a random one),
+    topped up with random others when the batch is smaller than m."""
+    if placement == "random":
+        return sorted(int(i) for i in rng.choice(n, size=m, replace=False))
+    steps = schedule.steps
+    step = {"first_batch": 0, "last_batch": len(steps) - 1}.get(placement)
+    if step is None:
+        step = int(rng.integers(len(steps)))
+    ids = [int(i) for i in rng.permutation(list(steps[step].ids))[:m]]
+    if len(ids) < m:
+        rest = np.setdiff1d(np.arange(n), ids)
+        ids += [int(i) for i in rng.choice(rest, size=m - len(ids), replace=False)]
+    return sorted(ids)
+
+
+def declared_assumptions(clip: float) -> Assumptions:
+    """By hand, docs/theory.md §4.3 table, λ = 0 row: G = G_CE, β = (X²+1)/2, convex, no M."""
+    return Assumptions(gradient_bound=math.sqrt(2) * math.sqrt(clip**2 + 1), smoothness=(clip**2 + 1) / 2,
+                       strong_convexity=0.0, convex=True, notes=("declared by the soundness experiment",))
+
+
+def flat(state: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A softmax regression's parameters as one vector."""
+    return torch.cat([state[k].reshape(-1) for k in ("linear.weight", "linear.bias")])
+
+
+def within(measured: float, bound: float | None, allowance: float) -> bool:
+    """Is ``measured`` ≤ the bound, up to fp64 rounding (relative ROUNDING plus ``allowance``)?"""
+    return bound is not None and measured <= bound * (1 + ROUNDING) + allowance
