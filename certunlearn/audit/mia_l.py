@@ -495,8 +495,7 @@ def _tune_a(data: _RmiaData, gamma: float, grid: Sequence[float]) -> float:
     if not aucs[0]:
         raise ConfigError(
             "cannot tune a: no reference model has both IN and OUT examples that the other "
-            "references "
-            "were not trained on; pass a= explicitly"
+            "references were not trained on; pass a= explicitly"
         )
     means = [float(np.mean(v)) for v in aucs]
     return float(grid[int(np.argmax(means))])

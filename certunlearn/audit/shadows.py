@@ -803,22 +803,16 @@ def _train_vectorized(
         idx, weights, active, lr = _epoch_batches(
             in_rows, generators, epoch, config, spec.torch_dtype
         )
-        idx, weights, active, lr = (
-            idx.to(device),
-            weights.to(device),
-            active.to(device),
-            lr.to(device),
-        )
+        idx, weights, active, lr = (t.to(device) for t in (idx, weights, active, lr))
         for s in range(idx.shape[0]):
             rows = idx[s]
-            if first:
-                try:
-                    params = step(params, buffers, X[rows], y[rows], weights[s], lr[s], active[s])
-                except RuntimeError as exc:  # includes vmap's missing batching rules (a subclass)
-                    raise _NotVectorizable(str(exc)) from exc
-                first = False
-            else:
+            try:
                 params = step(params, buffers, X[rows], y[rows], weights[s], lr[s], active[s])
+            except RuntimeError as exc:  # includes vmap's missing batching rules (a subclass)
+                if not first:
+                    raise
+                raise _NotVectorizable(str(exc)) from exc
+            first = False
         report(progress, (epoch + 1) * spec.n_shadows, total, "shadows")
     keys = template.state_dict().keys()
     merged = {**buffers, **params}
