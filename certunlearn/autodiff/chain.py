@@ -292,23 +292,29 @@ class ChainNetwork:
         The forward and backward pass at θ are done once here; each call is the R-passes alone, so
         repeated products at one θ (Lanczos, conjugate gradients) do not redo them.
         """
-        return self.grad_and_hvp_operator(theta, X, y, normalizer=normalizer, weight_decay=weight_decay,
-                                          chunk_size=chunk_size)[1]
+        passes = self._backward(theta, X, y)
+        return self._operator(theta, passes, X.shape[0], normalizer, weight_decay, chunk_size)
 
     def grad_and_hvp_operator(
         self, theta: Tensor, X: Tensor, y: Tensor, *, normalizer: float, weight_decay: float,
         chunk_size: int | None = None,
     ) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
         """The gradient ``[d]`` and :meth:`hvp_operator` from one shared forward and backward pass."""
-        inputs, derivs, p, gs, gas = self._backward(theta, X, y)
-        gradient = self._gradient(theta, inputs, gs, X.shape[0], normalizer, weight_decay)
+        passes = self._backward(theta, X, y)
+        gradient = self._gradient(theta, passes[0], passes[3], X.shape[0], normalizer, weight_decay)
+        return gradient, self._operator(theta, passes, X.shape[0], normalizer, weight_decay, chunk_size)
+
+    def _operator(self, theta: Tensor, passes: tuple, rows: int, normalizer: float, weight_decay: float,
+                  chunk_size: int | None) -> Callable[[Tensor], Tensor]:
+        """``V ↦ H V`` from the forward/backward pass at θ (:meth:`_backward`'s output)."""
+        inputs, derivs, p, gs, gas = passes
         pt = None if p is None else p.T.unsqueeze(1)  # [C, 1, B]
         ws = [self._params(theta, layer)[0] for layer in self.layers]
         at = [a.T.contiguous() for a in inputs]  # [in, B]
         gt = [g.T.contiguous() for g in gs]  # [out, B]
         dt = [(d1.T.unsqueeze(1), None if d2 is None else (d2 * ga).T.unsqueeze(1))  # [width, 1, B]
               for (d1, d2), ga in zip(derivs, gas, strict=True)]
-        ridge = weight_decay * X.shape[0] / normalizer
+        ridge = weight_decay * rows / normalizer
 
         def apply(V: Tensor) -> Tensor:
             out = torch.empty_like(V)
@@ -320,7 +326,7 @@ class ChainNetwork:
                     out[start : start + step] = self._hvp_block(V[start : start + step], ws, at, gs, gt, dt, pt)
             return out.mul_(1.0 / normalizer).add_(V, alpha=ridge)
 
-        return gradient, apply
+        return apply
 
     def batch_hvp(
         self, theta: Tensor, X: Tensor, y: Tensor, V: Tensor, *, normalizer: float, weight_decay: float,

@@ -201,6 +201,7 @@ def _lanczos(g: Tensor, hvp: HVP, M: float, max_dim: int, tol: float, cache: Cub
     if g_norm == 0.0:
         return CubicStep(torch.zeros_like(g), 0.0, 0.0, 0, "lanczos")
     count = 0
+    solved = None  # the last check's solution, reused when Lanczos stops right after it
     if cache is not None and cache.krylov is not None:
         V, alphas, betas = cache.krylov
     else:
@@ -223,16 +224,17 @@ def _lanczos(g: Tensor, hvp: HVP, M: float, max_dim: int, tol: float, cache: Cub
             if j + 1 == k_max or b <= 1e-12 * t_norm:  # relative: an invariant subspace was found
                 break
             if j < _CHECK_EVERY or (j + 1) % _CHECK_EVERY == 0:
-                value = _solve_tridiagonal(g_norm, alphas, betas, M)[2]
+                solved = _solve_tridiagonal(g_norm, alphas, betas, M)
+                value = solved[2]
                 if previous is not None and abs(value - previous) <= tol * abs(value):
                     break
-                previous = value
+                solved, previous = None, value
             betas.append(b)
             basis[j + 1] = w / b
         V = basis[: len(alphas)]
         if cache is not None:
             cache.krylov = (V, alphas, betas)
-    y, alpha, value = _solve_tridiagonal(g_norm, alphas, betas, M)
+    y, alpha, value = solved if solved is not None else _solve_tridiagonal(g_norm, alphas, betas, M)
     step = V.T @ torch.as_tensor(y, dtype=g.dtype, device=g.device)
     return CubicStep(step, alpha, -value, count, "lanczos", False, len(alphas))
 

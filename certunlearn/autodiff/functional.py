@@ -277,13 +277,11 @@ class FunctionalModel:
         product of the gradient (reverse-over-reverse: the forward and backward pass are shared by
         all K tangents; measured 1.5-2x faster than ``vmap(jvp(grad))`` on CPU, docs/performance.md).
         """
-        if V.shape[0] == 0:
+        if V.shape[0] == 0 or X.shape[0] == 0:
             return torch.zeros_like(V)
-        if self.chain is not None and X.shape[0] > 0:
+        if self.chain is not None:
             return self.chain.batch_hvp(theta, X, y, V, normalizer=normalizer, weight_decay=weight_decay,
                                         chunk_size=chunk_size)
-        if X.shape[0] == 0:
-            return torch.zeros_like(V)
         _, pullback = vjp(self._grad_fn(X, y, normalizer, weight_decay), theta)
         return vmap(lambda v: pullback(v)[0], chunk_size=chunk_size)(V)
 

@@ -364,9 +364,11 @@ def second_order_sgd_bound(
         return Bound("second-order-sgd", math.inf, "uncertified", statements, tuple(violations), None)
     injections, factors = _first_order_path(lrs, sizes, counts, assumptions)
     # D_t for t = 0..T-1 (before step t): D_0 = 0, D_{t+1} = c_t D_t + injection_t
-    d = np.zeros_like(lrs)
+    # (on Python floats: indexing numpy scalars one by one was the largest cost of a forget request)
+    d_list, factor_list, injection_list = [0.0], factors.tolist(), injections.tolist()
     for t in range(1, lrs.size):
-        d[t] = factors[t - 1] * d[t - 1] + injections[t - 1]
+        d_list.append(factor_list[t - 1] * d_list[-1] + injection_list[t - 1])
+    d = np.array(d_list, dtype=np.float64)
     s = _propagated_sum(injections, factors)  # the same 2S bits as coupled_sgd_bound
     beta, lam, M = assumptions.smoothness, assumptions.strong_convexity, float(assumptions.hessian_lipschitz)
     frac = counts / sizes

@@ -199,12 +199,13 @@ def hfocu_worst_case_sensitivity(
         M = float(assumptions.hessian_lipschitz)  # type: ignore[arg-type]
         d_bar = np.empty_like(lrs)
         finished = running = 0.0  # Σ of decayed maxima of finished epochs; running max of this one
+        c_list, injection_list = c_bar.tolist(), injection.tolist()
         for t in range(lrs.size):
             if t > 0 and epoch_of[t] != epoch_of[t - 1]:
                 finished, running = finished + running, 0.0
             d_bar[t] = m * (finished + running)
-            finished *= c_bar[t]
-            running = max(running * c_bar[t], injection[t])
+            finished *= c_list[t]
+            running = max(running * c_list[t], injection_list[t])
         rho = np.maximum(1.0 - lrs * lam, np.finfo(float).tiny)
         log_rho = np.log(rho)
         tail = np.exp(np.concatenate([np.cumsum(log_rho[::-1])[::-1][1:], [0.0]]))  # Π_{s>t} ρ_s

@@ -148,10 +148,11 @@ def _bracket(func: Callable[[float], float], start: float, step: float) -> tuple
 
 @functools.lru_cache(maxsize=256)
 def _analytic_unit_sigma(epsilon: float, delta: float) -> float:
-    """σ for Δ = 1 by root-finding in log μ (~0.2 ms), returned on the safe (larger σ) side.
+    """σ for Δ = 1 by root-finding in log μ (~0.2 ms); not post-checked (it may sit a few ulps on
+    the unsafe side), so callers pass Δ·σ₁ through :func:`_make_safe_sigma`.
 
     Cached: it depends on (ε, δ) alone, which an online deletion service keeps fixed while Δ grows
-    with every request; σ = Δ·σ₁ is then post-checked for each Δ by :func:`_make_safe_sigma`.
+    with every request.
     """
     log_target = math.log(delta)
 

@@ -198,8 +198,11 @@ class ScheduleIndex:
     def __init__(self, schedule: Schedule) -> None:
         self.n_samples = schedule.n_samples
         self.n_steps = len(schedule.steps)
+        self.lrs = schedule.lrs  # the schedule's arrays, built once (bounds read them on every request)
+        self.batch_sizes = schedule.batch_sizes
+        self.lrs.flags.writeable = self.batch_sizes.flags.writeable = False
         ids = np.fromiter((i for s in schedule.steps for i in s.ids), dtype=np.int64)
-        steps = np.repeat(np.arange(self.n_steps, dtype=np.int64), schedule.batch_sizes)
+        steps = np.repeat(np.arange(self.n_steps, dtype=np.int64), self.batch_sizes)
         order = np.argsort(ids, kind="stable")
         self._steps_by_id = steps[order]
         self._offsets = np.concatenate(

@@ -166,14 +166,8 @@ def check_sample_ids(ids: Iterable[int], n_samples: int, *, what: str = "sample 
     return out
 
 
-def _clip(g: Tensor, clip_norm: float | None) -> Tensor:
-    if clip_norm is None:
-        return g
-    norm = torch.linalg.vector_norm(g)
-    return g * torch.clamp(clip_norm / torch.clamp(norm, min=torch.finfo(g.dtype).tiny), max=1.0)
-
-
-def _project(v: Tensor, radius: float | None) -> Tensor:
+def _shrink(v: Tensor, radius: float | None) -> Tensor:
+    """v scaled into the ball of ``radius`` (gradient clipping, projection); v itself if None."""
     if radius is None:
         return v
     norm = torch.linalg.vector_norm(v)
@@ -216,18 +210,17 @@ def run_schedule(
         idx = torch.tensor(step.ids, dtype=torch.int64, device=X.device)
         kept = idx if keep is None else idx[keep[idx]]
         normalizer = normalize(len(step.ids), int(kept.numel()))
-        g = fm.objective_grad(
-            theta, X[kept], y[kept], normalizer=normalizer, weight_decay=config.weight_decay
-        )
-        v = theta - step.lr * _clip(g, config.clip_norm)
-        new_theta = _project(v, config.projection_radius)
+        Xb, yb = X[kept], y[kept]
+        g = fm.objective_grad(theta, Xb, yb, normalizer=normalizer, weight_decay=config.weight_decay)
+        v = theta - step.lr * _shrink(g, config.clip_norm)
+        new_theta = _shrink(v, config.projection_radius)
         if observers:
             info = StepInfo(
                 step=t,
                 theta=theta,
                 batch_ids=kept,
-                X=X[kept],
-                y=y[kept],
+                X=Xb,
+                y=yb,
                 lr=step.lr,
                 normalizer=normalizer,
                 grad=g,

@@ -100,7 +100,7 @@ def empirical_capacity(
             theta = hf.fm_.layout.flatten(res.params_released)
             released_acc.append(_accuracy(hf, theta, X_test, y_test))
         retrained = coupled_retrain(
-            _initial_model(hf), X, y, hf.schedule, hf.config, exclude=list(hf.deleted_ids) + ids
+            hf.fm_.module, X, y, hf.schedule, hf.config, exclude=list(hf.deleted_ids) + ids
         )
         retrained_acc = _accuracy(hf, hf.fm_.layout.flatten(retrained).to(hf.fm_.device), X_test, y_test)
         ok = float(np.mean(released_acc)) >= retrained_acc - tolerance
@@ -113,14 +113,3 @@ def empirical_capacity(
             break
         capacity = m
     return {"capacity": capacity, "tolerance": tolerance, "epsilon": epsilon, "delta": delta, "curve": curve}
-
-
-def _initial_model(hf: HFOCU) -> torch.nn.Module:
-    """The model at w_0, rebuilt from the functional copy (the user's module is never touched)."""
-    import copy
-
-    module = copy.deepcopy(hf.fm_.module)
-    with torch.no_grad():
-        for name, value in hf.fm_.layout.unflatten(hf.fm_.theta0).items():
-            module.get_parameter(name).copy_(value)
-    return module

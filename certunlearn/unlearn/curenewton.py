@@ -125,18 +125,19 @@ class CureNewton(PostHocUnlearner):
                                   iterations=self.iterations, optimality_gap=gap)
 
     # ------------------------------------------------------------------ the steps
-    def _estimates(self, theta: Tensor, keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Any, Tensor | None, int]:
-        """g, v ↦ Hv, the dense H (exact solver) and the number of rows they used."""
-        rows = torch.nonzero(keep).flatten()
-        if self.batch_size is not None and self.batch_size < rows.numel():
-            pick = torch.randperm(rows.numel(), generator=generator, device="cpu")[: self.batch_size]
-            rows = rows[pick.to(rows.device)]
-        X, y, count = self.X[rows], self.y[rows], rows.numel()
-        g, hvp = self.fm.grad_and_hvp_fn(theta, X, y, normalizer=count, weight_decay=self.weight_decay)
-        H = None
+    def _estimates(self, theta: Tensor, keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Any, Tensor | None]:
+        """g, v ↦ Hv and the dense H (exact solver only), on the remaining rows or a minibatch of them."""
+        X, y, count = self._remaining(keep)
+        if self.batch_size is not None and self.batch_size < count:
+            pick = torch.randperm(count, generator=generator, device="cpu")[: self.batch_size]
+            pick = pick.to(X.device)
+            X, y, count = X[pick], y[pick], pick.numel()
         if self.method_ == "exact":
             H = self.fm.dense_hessian(theta, X, y, normalizer=count, weight_decay=self.weight_decay).detach()
-        return g, hvp, H, count
+            g = self.fm.objective_grad(theta, X, y, normalizer=count, weight_decay=self.weight_decay).detach()
+            return g, H.__matmul__, H
+        g, hvp = self.fm.grad_and_hvp_fn(theta, X, y, normalizer=count, weight_decay=self.weight_decay)
+        return g, hvp, None
 
     def _unlearn(self, deleted: list[int], keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, Any], tuple[str, ...]]:
         del deleted
@@ -150,7 +151,7 @@ class CureNewton(PostHocUnlearner):
         stop = False
         f0 = loss_before
         for _ in range(self.iterations):
-            g, hvp, H, _count = self._estimates(theta, keep, generator)
+            g, hvp, H = self._estimates(theta, keep, generator)
             if float(g.norm()) <= self.grad_tol:
                 break
             cache = CubicCache()  # same g and H for every trial at this iterate: factorise once

@@ -64,13 +64,13 @@ from certunlearn.unlearn.base import (
 )
 from certunlearn.unlearn.recorder import HFOCURecorder
 from certunlearn.unlearn.release import make_release
-from certunlearn.unlearn.store import StatisticsStore
+from certunlearn.unlearn.store import STORAGE_DTYPES, StatisticsStore
 from certunlearn.validation import check_choice, check_open_unit, check_positive
 
 __all__ = ["HFOCU", "HFOCU_SCHEMA_VERSION"]
 
 HFOCU_SCHEMA_VERSION = 1
-_DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64", torch.bfloat16: "bfloat16"}
+_DTYPE_NAMES = {dtype: name for name, (dtype, _) in STORAGE_DTYPES.items()}
 
 
 class HFOCU(Unlearner):
@@ -147,7 +147,6 @@ class HFOCU(Unlearner):
             raise SampleIdError("track_ids is empty: nothing could be forgotten")
         storage = self.storage_dtype or _DTYPE_NAMES.get(fm.dtype, "float32")
         schedule = Schedule.build(n_samples=n, config=self.config)
-        # rows ordered by first appearance in the schedule (a harmless, cache-friendly order)
         store = StatisticsStore(tracked, fm.dim, storage_dtype=storage, device=fm.device, path=self.store_path)
         recorder = HFOCURecorder(
             fm, store, weight_decay=self.config.weight_decay,
@@ -260,8 +259,8 @@ class HFOCU(Unlearner):
         if self.assumptions_ is None:
             return None
         common = dict(
-            lrs=self.schedule_.lrs,
-            batch_sizes=self.schedule_.batch_sizes,
+            lrs=self.index_.lrs,
+            batch_sizes=self.index_.batch_sizes,
             deletion_counts=counts,
             assumptions=self.assumptions_,
             clip_norm=self.config.clip_norm,

@@ -132,7 +132,7 @@ def make_release(
         sigma=sigma,
         sensitivity=sensitivity,
         certified=certified,
-        status=status if (sensitivity is not None or status == "uncertified") else "uncertified",
+        status=status if sensitivity is not None else "uncertified",
         assumptions=assumptions,
         reasons=reasons,
         epsilon=epsilon if (sigma > 0 or certified) else None,

@@ -43,7 +43,7 @@ _DATA_FILE = "statistics.bin"
 _META_FILE = "statistics.json"
 
 
-_SUM_BLOCK_BYTES = 64 << 20  # sum_rows gathers at most this much at once
+_BLOCK_BYTES = 64 << 20  # sum_rows gathers, and save writes, at most this much at once
 
 
 class StatisticsStore:
@@ -171,7 +171,7 @@ class StatisticsStore:
             total = self._data[int(rows[0])].to(device=target, dtype=dtype, copy=True)
         else:  # blocks of rows: memory O(block·d), not O(m·d)
             total = torch.zeros(self.dim, dtype=dtype, device=target)
-            block = max(1, _SUM_BLOCK_BYTES // (self.dim * max(self._data.element_size(), total.element_size())))
+            block = max(1, _BLOCK_BYTES // (self.dim * max(self._data.element_size(), total.element_size())))
             for start in range(0, len(rows), block):
                 total += self.gather(rows[start : start + block], dtype=dtype, device=target).sum(dim=0)
         if self._memmap is not None:  # drop the pages just read: resident memory stays bounded
@@ -194,7 +194,7 @@ class StatisticsStore:
             # store was loaded from and still maps (truncating a mapped file raises SIGBUS on access)
             partial = target.with_name(target.name + ".partial")
             with open(partial, "wb") as fh:
-                for start, stop in self.blocks(max(1, (64 << 20) // max(1, self.dim * words.element_size()))):
+                for start, stop in self.blocks(max(1, _BLOCK_BYTES // max(1, self.dim * words.element_size()))):
                     fh.write(words[start:stop].contiguous().numpy().tobytes())
             os.replace(partial, target)
         meta = {

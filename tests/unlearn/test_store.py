@@ -223,7 +223,7 @@ def test_sum_rows_in_several_blocks_equals_a_plain_sum(tmp_path, monkeypatch, me
     store = StatisticsStore(ids, d, storage_dtype="float64", path=tmp_path / "rows.bin" if memmap else None)
     values = np.random.default_rng(0).normal(size=(20, d))
     store.write(0, 20, torch.from_numpy(values))
-    monkeypatch.setattr(store_module, "_SUM_BLOCK_BYTES", 3 * d * 8)
+    monkeypatch.setattr(store_module, "_BLOCK_BYTES", 3 * d * 8)
     rows = np.array([1, 4, 5, 9, 11, 12, 17, 19])
     total = store.sum_rows(rows, dtype=torch.float64)
     np.testing.assert_allclose(total.numpy(), values[rows].sum(axis=0), rtol=1e-12)
