@@ -47,7 +47,8 @@ CAP_TABLE = [  # n per class, FPR_ub as printed, max provable ε_lb
     (100_000, "0.00003", 10.42),
 ]
 # Same cases at overall α = 0.05 (one-sided 97.5% per rate), recomputed here with
-# scipy.stats.beta.ppf(0.975, 1, n) [N]: the numbers an audit at α = 0.05 actually reports.
+# scipy.stats.beta.ppf(0.975, 1, n) [N]: the cap of one threshold fixed in advance. An audit that picks
+# its threshold from the data reports less (test_cap_of_data_chosen_thresholds).
 CAP_AT_ALPHA_005 = [(100, 3.28), (1_000, 5.60), (10_000, 7.90), (100_000, 10.21)]
 
 
@@ -67,6 +68,16 @@ def test_cap_at_overall_alpha_005(n, epsilon):
     bound = epsilon_from_counts(fp=0, fn=0, n_out=n, n_in=n, delta=1e-5, alpha=0.05)
     assert round(bound.epsilon, 2) == epsilon
     assert bound.fpr_ub == pytest.approx(beta.ppf(0.975, 1, n), rel=1e-10)
+
+
+@pytest.mark.parametrize(("n", "rounded"), [(100, 2.45), (1_000, 4.54), (10_000, 6.65)])
+def test_cap_of_data_chosen_thresholds(n, rounded):
+    """epsilon_lower_bound corrects for max(K, n_in, n_out) = n thresholds: each rate's one-sided
+    Clopper–Pearson bound at α/(2n) with 0 errors, 1 − (α/2n)^(1/n) = beta.ppf(1 − α/2n, 1, n)."""
+    bound = epsilon_lower_bound(np.ones(n), np.zeros(n), delta=1e-5, alpha=0.05)
+    u = beta.ppf(1 - 0.05 / (2 * n), 1, n)
+    assert bound.cap == pytest.approx(np.log((1 - u - 1e-5) / u), rel=1e-12)
+    assert bound.epsilon == bound.cap and round(bound.cap, 2) == rounded
 
 
 def test_worked_example_reference_4_5():

@@ -52,7 +52,8 @@ def test_quick_run_on_a_held_out_seed(evaluation, tmp_path, capsys) -> None:
                 assert trial["predicted_change"] <= 0
     targets = {v["target"] for v in results["verdicts"] if v["kind"] == "target"}
     assert any("speed-up" in t for t in targets) and any("forget acc closer" in t for t in targets)
-    assert all(v["met"] in (True, False, None) for v in results["verdicts"])
+    avoids = [v for v in results["verdicts"] if v["target"].startswith("curenewton avoids the blow-up")]
+    assert len(avoids) == 1 and avoids[0]["met"] is True, avoids
 
 @pytest.mark.parametrize("seeds", ["", "x", "1,1", "-1", "2,,2"])
 def test_bad_seeds_are_refused(evaluation, seeds, capsys) -> None:

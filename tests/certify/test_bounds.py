@@ -504,8 +504,9 @@ def _counterexample_assumptions() -> Assumptions:
 
 
 def test_second_order_counterexample_values() -> None:
-    """A pinned instance (found by a seeded random search) where one more deleted id in the last
-    step gives a smaller second-order Δ. The library evaluates the formula faithfully there."""
+    """A pinned instance (found by a seeded random search) where, before the remainder was capped
+    (Lemma 11), one more deleted id in the last step gave a smaller second-order Δ. The library
+    evaluates the formula as the independent loop does there (monotonicity: the next test)."""
     a = _counterexample_assumptions()
     for counts in ([0, 1, 1], [0, 1, 2]):
         b = second_order_sgd_bound(lrs=_CE_LRS, batch_sizes=_CE_SIZES,

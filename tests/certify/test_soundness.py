@@ -337,7 +337,11 @@ def test_online_requests_are_sound(k: int) -> None:
         second = second_order_sgd_bound(**kw, projection_radius=p.projection_radius)
         want = min(first.value, second.value) if second.certified else first.value
         assert res.sensitivity == pytest.approx(want, rel=1e-12)
-        # fresh noise around the noiseless model, not stacked on the previous release
+        # fresh noise around the noiseless model, not stacked on the previous release: exactly
+        # σ·N(0, I) from this request's generator
+        noise = flat(res.params_released) - flat(res.params_noiseless)
+        fresh = res.sigma * torch.randn(noise.shape, generator=torch.Generator().manual_seed(j), dtype=noise.dtype)
+        torch.testing.assert_close(noise, fresh, rtol=1e-12, atol=1e-12)
         assert res.sigma > 0 and res.sigma != previous_sigma
         previous_sigma = res.sigma
     # additivity: the same noiseless model as one batch deletion of the cumulative set

@@ -88,7 +88,7 @@ def test_demo_writes_summary(tmp_path) -> None:
     assert "report:" in result.stdout and "audit verdict:" in result.stdout
     for name in ("report.json", "report.html", "report.md"):
         assert (out / name).is_file()
-    assert summary["verdict"]["status"] in ("PASS", "INVESTIGATE", "FAIL")
+    assert summary["verdict"]["status"] in ("PASS", "INVESTIGATE")  # FAIL: the audit contradicts the certificate
 
 
 def test_demo_rejects_bad_epsilon(tmp_path) -> None:

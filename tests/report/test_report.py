@@ -410,7 +410,7 @@ def test_no_reference_is_a_note_not_a_pass_reason() -> None:
     assert "no retrained reference" in notes and "test_accuracy_ratio not available" in notes
 
 
-def test_every_rule_is_exercised_and_statuses_are_right() -> None:
+def test_rule_statuses_are_right() -> None:
     assert set(RULES.values()) == {"FAIL", "INVESTIGATE"}
     assert {rule for rule, status in RULES.items() if status == "FAIL"} == {
         "epsilon-contradicted", "attack-above-reference"}
