@@ -265,7 +265,7 @@ def _lira_statistics(
     else:
         sigma_out = np.nanstd(out_values, axis=0, ddof=1)
         if online:
-            sigma_in = np.nanstd(np.where(membership[:, :, None], phi, np.nan), axis=0, ddof=1)
+            sigma_in = np.nanstd(in_values, axis=0, ddof=1)
     return mu_in, mu_out, sigma_in, sigma_out
 
 

@@ -66,7 +66,7 @@ def _mia_u_l2(original: Tensor, other: Tensor, n_forget: int, alpha: float, delt
 
 
 def _hfocu(plan: AuditPlan, progress: ProgressFn | None) -> dict[str, Any]:
-    from certunlearn.audit.mia_l import run_mia_l
+    from certunlearn.audit.mia_l import ATTACKS, run_mia_l
     from certunlearn.audit.shadows import ShadowSpec
     from certunlearn.certify.gaussian import gaussian_sigma
     from certunlearn.pipeline import SoftmaxSetup, fit_softmax_hfocu
@@ -74,6 +74,9 @@ def _hfocu(plan: AuditPlan, progress: ProgressFn | None) -> dict[str, Any]:
     from certunlearn.train import coupled_retrain
 
     data, training, request, audit = plan.data, plan.training, plan.request, plan.audit
+    fraction = float(request["forget_fraction"])
+    if not 0.0 < fraction < 0.5:  # checked before training, so a bad plan costs nothing
+        raise ConfigError(f"forget_fraction must be in (0, 0.5), got {fraction!r}")
     setup = SoftmaxSetup(
         dataset=data["dataset"], clip_norm=data["clip_norm"], epochs=training["epochs"],
         batch_size=training["batch_size"], lr=training["lr"], lr_decay=training["lr_decay"],
@@ -83,9 +86,6 @@ def _hfocu(plan: AuditPlan, progress: ProgressFn | None) -> dict[str, Any]:
     fitted = fit_softmax_hfocu(setup, progress=progress)
     ds, hf, model = fitted.data, fitted.hf, fitted.model
     rng = np.random.default_rng(int(data["seed"]))
-    fraction = float(request["forget_fraction"])
-    if not 0.0 < fraction < 0.5:
-        raise ConfigError(f"forget_fraction must be in (0, 0.5), got {fraction!r}")
     m = max(1, int(round(fraction * ds.n_train)))
     forget = sorted(int(i) for i in rng.choice(ds.n_train, size=m, replace=False))
     generator = torch.Generator().manual_seed(int(data["seed"]))
@@ -127,7 +127,7 @@ def _hfocu(plan: AuditPlan, progress: ProgressFn | None) -> dict[str, Any]:
     X_o, y_o = ds.X_test[:n_out], ds.y_test[:n_out]
     attacks = tuple(audit["attacks"])
     spec = None
-    needs_shadows = any(a != "loss" for a in attacks)
+    needs_shadows = any(a in ATTACKS and ATTACKS[a].needs_shadows for a in attacks)  # unknown: run_mia_l says
     if needs_shadows:
         spec = ShadowSpec(model="logreg", n_shadows=int(audit["shadows"]), training=hf.config.to_dict(),
                           dtype="float64" if fm.dtype == torch.float64 else "float32")

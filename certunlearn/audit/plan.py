@@ -11,8 +11,9 @@ Every plan has ``schema_version = 1``, a ``name``, the ``claim`` it tests and a 
 * ``benchmark`` — a reproduction run by a script of the repository's ``benchmarks/`` (``runner``),
   e.g. the published HF-OCU wine row.
 
-Plans are validated strictly: an unknown key is refused with its name. Paths inside a plan are
-relative to the plan file.
+``hfocu`` and ``deployed`` plans are validated strictly: an unknown key is refused with its name.
+A ``benchmark`` plan's sections go unchecked to its runner script, which validates them. Paths
+inside a plan are relative to the plan file.
 
 Example:
     >>> plan = parse_plan({"schema_version": 1, "name": "p", "claim": "c", "kind": "hfocu",

@@ -1,4 +1,4 @@
-"""Audit jobs on files: the only audit code that touches disk, devices and seeds.
+"""Audit jobs on user files: the CLI's ``audit mia-l`` and ``audit mia-u``.
 
 ``certunlearn audit mia-l`` and ``certunlearn audit mia-u`` parse their options into
 :class:`MIALJob` / :class:`MIAUJob` and call :func:`run_mia_l_job` / :func:`run_mia_u_job`. The

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from certunlearn._version import __version__
-from certunlearn.cli.common import EXIT_CHECK_FAILED, emit_json, fail, handle_errors, progress_bar
+from certunlearn.cli.common import (
+    EXIT_CHECK_FAILED,
+    EXIT_USAGE,
+    emit_json,
+    fail,
+    handle_errors,
+    progress_bar,
+)
 
 app = typer.Typer(
     name="certunlearn",
@@ -99,7 +106,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 def _parse_grid(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
+        return tuple(int(part) for part in _names(text))
     except ValueError:
         raise fail(f"--grid must be comma-separated integers, got {text!r}") from None
 
@@ -160,16 +167,16 @@ def _parse_ids(ids: str | None, ids_file: Path | None) -> tuple[int, ...]:
     if (ids is None) == (ids_file is None):
         raise fail("give exactly one of --ids and --ids-file")
     text = ids if ids is not None else _read_text(ids_file)  # type: ignore[arg-type]
-    parts = [p for p in text.replace("\n", ",").replace(" ", ",").split(",") if p.strip()]
+    parts = _names(text.replace("\n", ",").replace(" ", ","))
     try:
         return tuple(int(p) for p in parts)
     except ValueError:
-        raise fail(f"sample ids must be integers, got {parts[:5]}") from None
+        raise fail(f"sample ids must be integers, got {list(parts[:5])}") from None
 
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text()
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise fail(f"{path}: cannot read ({exc})") from None
 
@@ -403,14 +410,23 @@ def _load_report_json(path: Path) -> object:
             out[key] = value
         return out
 
-    try:
-        text = _sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise fail(f"{path}: cannot read ({exc})") from None
+    text = _sys.stdin.read() if str(path) == "-" else _read_text(path)
     try:
         return _json.loads(text, parse_constant=no_constants, object_pairs_hook=no_duplicates)
     except ValueError as exc:
         raise fail(f"{path}: not JSON ({exc})") from None
+
+
+def _load_valid_report(path: Path, code: int) -> dict:
+    """The report at ``path``, validated; an invalid one exits with ``code``."""
+    from certunlearn.report.schema import ReportValidationError, validate_report
+
+    data = _load_report_json(path)
+    try:
+        validate_report(data)
+    except ReportValidationError as exc:
+        raise fail(f"{path}: invalid report: {exc}", code) from None
+    return data  # type: ignore[return-value]  # validate_report: a JSON object
 
 
 @report_app.command("validate")
@@ -419,15 +435,7 @@ def report_validate(
     report: Annotated[Path, typer.Argument(help="The report JSON ('-' reads stdin).")],
 ) -> None:
     """Check a report against its versioned schema, its digest and its verdict (exit 1 if invalid)."""
-    from certunlearn.cli.common import EXIT_CHECK_FAILED
-    from certunlearn.report.schema import ReportValidationError, validate_report
-
-    data = _load_report_json(report)
-    try:
-        validate_report(data)
-    except ReportValidationError as exc:
-        raise fail(f"{report}: invalid report: {exc}", EXIT_CHECK_FAILED) from None
-    checked: dict = data  # type: ignore[assignment]  # validate_report: a JSON object
+    checked = _load_valid_report(report, EXIT_CHECK_FAILED)
     typer.echo(f"{report}: valid (schema_version {checked['schema_version']}, verdict "
                f"{checked['verdict']['status']}, digest {checked['report_digest']})")
 
@@ -441,13 +449,8 @@ def report_render(
 ) -> None:
     """Render a validated report as HTML and/or Markdown (default: both, beside REPORT.json)."""
     from certunlearn.report.render import render_html, render_markdown
-    from certunlearn.report.schema import ReportValidationError, validate_report
 
-    data = _load_report_json(report)
-    try:
-        validate_report(data)
-    except ReportValidationError as exc:
-        raise fail(f"{report}: invalid report: {exc}") from None
+    data = _load_valid_report(report, EXIT_USAGE)
     if html is None and md is None:
         if str(report) == "-":
             md = Path("-")

@@ -45,7 +45,6 @@ from typing import Any
 import numpy as np
 
 from certunlearn._version import __version__
-from certunlearn.certify.ledger import ids_digest
 from certunlearn.errors import ConfigError
 from certunlearn.report.policy import Policy, compare_with_reference, verdict
 from certunlearn.report.schema import (
@@ -327,6 +326,8 @@ def _request_section(request: object) -> dict[str, Any]:
         if not ids:
             raise ConfigError("ids must not be empty")
         if all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in ids):
+            from certunlearn.certify.ledger import ids_digest  # here: it pulls in SciPy
+
             digest = ids_digest(int(i) for i in ids)
         else:
             digest = hashlib.sha256("\n".join(sorted(str(i) for i in ids)).encode("utf-8")).hexdigest()

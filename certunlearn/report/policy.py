@@ -68,6 +68,7 @@ __all__ = [
     "Verdict",
     "benjamini_hochberg",
     "compare_with_reference",
+    "format_pvalue",
     "hanley_mcneil_se",
     "verdict",
 ]
@@ -442,6 +443,16 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def format_pvalue(p: float) -> str:
+    """A (Benjamini–Hochberg-adjusted) p-value as reports print it: ``< 1e-6`` or 3 significant digits.
+
+    Example:
+        >>> format_pvalue(3e-9), format_pvalue(0.01234)
+        ('< 1e-6', '0.0123')
+    """
+    return "< 1e-6" if p < 1e-6 else f"{p:.3g}"
+
+
 def verdict(report: Mapping[str, Any], policy: Policy) -> Verdict:
     """Judge a report dict against ``policy`` with the rules in this module's docstring.
 
@@ -514,7 +525,8 @@ def verdict(report: Mapping[str, Any], policy: Policy) -> Verdict:
             if c["significant"]:
                 excess = f" + tolerated excess {_fmt(c['tolerated_excess'])}" if c["tolerated_excess"] else ""
                 p_adj = c["p_value_adjusted"]
-                p_text = "< 1e-6" if p_adj < 1e-6 else f"= {p_adj:.3g}"
+                p_text = format_pvalue(p_adj)
+                p_text = p_text if p_text.startswith("<") else f"= {p_text}"
                 add("attack-above-reference",
                     f"{label} {name}: AUC {_fmt(auc)} is significantly above the retrained reference AUC "
                     f"{_fmt(ref)}{excess} (Benjamini-Hochberg-adjusted one-sided p {p_text} < alpha = {policy.alpha:g})")

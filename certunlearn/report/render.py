@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from certunlearn.report.policy import format_pvalue
 from certunlearn.report.schema import validate_report
 
 __all__ = ["markdown_escape", "render_html", "render_markdown"]
@@ -69,7 +70,7 @@ def _interval(value: object, digits: int = 3) -> str:
 def _pvalue(value: object) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return "—"
-    return "< 1e-6" if value < 1e-6 else f"{value:.3g}"
+    return format_pvalue(value)
 
 
 def markdown_escape(value: object) -> str:
