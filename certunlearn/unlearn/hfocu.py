@@ -356,6 +356,7 @@ class HFOCU(Unlearner):
         return result
 
     def _state(self, theta: Tensor) -> dict[str, Tensor]:
+        # views, not FunctionalModel.state_dict's copies: forget is the latency-critical path
         state = dict(self.fm_.buffers)
         state.update(self.fm_.layout.unflatten(theta))
         return state

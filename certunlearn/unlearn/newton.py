@@ -48,18 +48,29 @@ __all__ = ["AbsEigNewton", "DampedNewton", "InfluenceJackknife", "NewtonStep", "
 DEFAULT_MAX_DENSE_DIM = 5000
 
 
+def _check_dense(unlearner: PostHocUnlearner, max_dense_dim: int) -> None:
+    """Refuse a model whose dense d x d Hessian is above ``max_dense_dim``."""
+    limit = check_int("max_dense_dim", max_dense_dim, minimum=1)
+    if unlearner.fm.dim > limit:
+        raise ConfigError(
+            f"{unlearner.name} needs a dense {unlearner.fm.dim} x {unlearner.fm.dim} Hessian (limit "
+            f"max_dense_dim={limit}); use CureNewton with solver='lanczos' for large models"
+        )
+
+
+def _training_hessian(unlearner: PostHocUnlearner) -> Tensor:
+    """∇²F_S(θ*) over all training rows ``[d, d]``."""
+    return unlearner.fm.dense_hessian(unlearner.theta_star, unlearner.X, unlearner.y, normalizer=unlearner.n,
+                                      weight_decay=unlearner.weight_decay).detach()
+
+
 class _DenseNewton(PostHocUnlearner):
     """Shared machinery: dense remaining-data Hessian, eigendecomposition, spectral filter."""
 
     def __init__(self, model: nn.Module, X: Tensor, y: Tensor, *, max_dense_dim: int = DEFAULT_MAX_DENSE_DIM,
                  **kwargs: Any) -> None:
         super().__init__(model, X, y, **kwargs)
-        limit = check_int("max_dense_dim", max_dense_dim, minimum=1)
-        if self.fm.dim > limit:
-            raise ConfigError(
-                f"{self.name} needs a dense {self.fm.dim} x {self.fm.dim} Hessian (limit max_dense_dim="
-                f"{limit}); use CureNewton with method='lanczos' for large models"
-            )
+        _check_dense(self, max_dense_dim)
 
     def remaining_hessian(self, deleted: list[int], keep: Tensor) -> Tensor:
         """∇²F_R(θ*) ``[d, d]``."""
@@ -98,7 +109,7 @@ class NewtonStep(_DenseNewton):
 
     def __init__(self, model: nn.Module, X: Tensor, y: Tensor, **kwargs: Any) -> None:
         super().__init__(model, X, y, **kwargs)
-        self.training_hessian_ = self.hessian(self.theta_star, self.keep_mask([]))
+        self.training_hessian_ = _training_hessian(self)
 
     def remaining_hessian(self, deleted: list[int], keep: Tensor) -> Tensor:
         Xu, yu = self._rows(deleted)
@@ -173,9 +184,8 @@ class InfluenceJackknife(PostHocUnlearner):
     def __init__(self, model: nn.Module, X: Tensor, y: Tensor, *, max_dense_dim: int = DEFAULT_MAX_DENSE_DIM,
                  **kwargs: Any) -> None:
         super().__init__(model, X, y, **kwargs)
-        if self.fm.dim > check_int("max_dense_dim", max_dense_dim, minimum=1):
-            raise ConfigError(f"influence needs a dense {self.fm.dim} x {self.fm.dim} Hessian")
-        self.training_hessian_ = self.hessian(self.theta_star, self.keep_mask([]))
+        _check_dense(self, max_dense_dim)
+        self.training_hessian_ = _training_hessian(self)
 
     def _unlearn(self, deleted: list[int], keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, Any], tuple[str, ...]]:
         del keep, generator

@@ -141,12 +141,6 @@ class PostHocUnlearner(Unlearner):
         X, y, count = self._remaining(keep)
         return self.fm.dense_hessian(theta, X, y, normalizer=count, weight_decay=self.weight_decay).detach()
 
-    def state(self, theta: Tensor) -> dict[str, Tensor]:
-        """Flat parameters → state dict (buffers included), keyed like ``model.state_dict()``."""
-        out = {name: value.clone() for name, value in self.fm.buffers.items()}
-        out.update({name: value.clone() for name, value in self.fm.layout.unflatten(theta).items()})
-        return out
-
     # ------------------------------------------------------------------ certificates
     def _resolve_assumptions(self) -> tuple[Assumptions | None, tuple[str, ...]]:
         if self.assumptions is not None:
@@ -263,7 +257,7 @@ class PostHocUnlearner(Unlearner):
         extras["retained_loss"] = float(self.objective(theta, keep))
         result = make_release(
             method=self.name, request=request, previous=self.deleted_, noiseless=theta, bound=bound,
-            problems=problems, epsilon=epsilon, delta=delta, state=self.state,
+            problems=problems, epsilon=epsilon, delta=delta, state=self.fm.state_dict,
             noise_sensitivity=self.noise_sensitivity, calibration=self.calibration,
             generator=generator, ledger=self.ledger, dry_run=dry_run, request_id=request_id,
             model_before=self.current_, extras=extras, started=started,

@@ -655,3 +655,13 @@ def test_policy_requiring_certification_refuses_an_uncertified_method(softmax_ca
     with pytest.raises(PolicyError):
         un.forget([1], epsilon=EPS, delta=DELTA)
     assert un.deleted_ids == () and ledger.events == ()
+
+
+@pytest.mark.parametrize("cls", [NewtonStep, DampedNewton, PinvNewton, AbsEigNewton, InfluenceJackknife])
+def test_dense_methods_refuse_models_above_max_dense_dim(cls) -> None:
+    X = torch.randn(12, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = (X[:, 0] > 0).long()
+    model = LogisticRegression(4, 2)  # d = 10
+    with pytest.raises(ConfigError, match=rf"{cls.name} needs a dense 10 x 10 Hessian .*max_dense_dim=9.*solver='lanczos'"):
+        cls(model, X, y, weight_decay=0.1, max_dense_dim=9)
+    cls(model, X, y, weight_decay=0.1, max_dense_dim=10)  # at the limit: accepted
