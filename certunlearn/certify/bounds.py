@@ -204,13 +204,17 @@ def _as_array(name: str, values: object, dtype: type) -> np.ndarray:
     return arr
 
 
+def _suffix_products(factors: np.ndarray) -> np.ndarray:
+    """Π_{s>t} factors_s for every t (1 for the last), in the log domain (factors > 0)."""
+    log_f = np.log(factors)
+    return np.exp(np.concatenate([np.cumsum(log_f[::-1])[::-1][1:], [0.0]]))
+
+
 def _propagated_sum(injections: np.ndarray, factors: np.ndarray) -> float:
-    """S = Σ_t injections_t · Π_{s>t} factors_s, computed in the log domain (factors > 0)."""
+    """S = Σ_t injections_t · Π_{s>t} factors_s."""
     if injections.size == 0:
         return 0.0
-    log_f = np.log(factors)
-    suffix = np.concatenate([np.cumsum(log_f[::-1])[::-1][1:], [0.0]])  # Σ_{s>t} log f_s
-    return float(np.sum(injections * np.exp(suffix)))
+    return float(np.sum(injections * _suffix_products(factors)))
 
 
 def _check_schedule_arrays(

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from certunlearn.certify.bounds import Assumptions
+from certunlearn.certify.bounds import Assumptions, _as_array, _common_violations, _suffix_products
 from certunlearn.certify.gaussian import gaussian_sigma
 from certunlearn.errors import ConfigError
 from certunlearn.validation import check_int, check_nonnegative, check_positive
@@ -169,29 +169,29 @@ def hfocu_worst_case_sensitivity(
         >>> f(1)   # λ = 0: 2 · m · E · η G/|B| = 2 · 1 · 2 · 0.25
         1.0
     """
-    lrs = np.asarray(lrs, dtype=np.float64)
-    sizes = np.asarray(batch_sizes, dtype=np.float64)
+    lrs = _as_array("lrs", lrs, np.float64)
+    sizes = _as_array("batch_sizes", batch_sizes, np.float64)
     if sum(epoch_lengths) != lrs.size or lrs.size != sizes.size or lrs.size == 0:
         raise ConfigError("epoch_lengths must add up to the number of steps (at least one)")
+    if np.any(lrs <= 0) or np.any(sizes < 1):
+        raise ConfigError("need lrs > 0 and batch_sizes >= 1")
     if order not in ("first", "second"):
         raise ConfigError(f"order must be 'first' or 'second', got {order!r}")
     if not assumptions.convex:
         raise ConfigError("the worst-case HF-OCU sensitivity is proven for convex losses only")
-    if assumptions.source == "estimated":
-        raise ConfigError("constants estimated from the private training data cannot back a proven capacity")
+    violations = _common_violations(lrs, assumptions, None)  # the per-request bounds' own checks
+    if violations:
+        raise ConfigError("no proven worst case: " + "; ".join(violations))
     lam, beta, G = assumptions.strong_convexity, assumptions.smoothness, assumptions.gradient_bound
-    if lrs.max() > 2.0 / (lam + beta):
-        raise ConfigError(f"step size {lrs.max():g} exceeds 2/(lambda+beta) = {2.0 / (lam + beta):g}")
     if order == "second" and (assumptions.hessian_lipschitz is None or projection_radius is not None):
         raise ConfigError("the second-order worst case needs a Hessian-Lipschitz constant and no projection")
     bounds = np.cumsum([0, *epoch_lengths])
     epoch_of = np.repeat(np.arange(len(epoch_lengths)), epoch_lengths)
     injection = lrs * G / sizes
+    tail = _suffix_products(np.maximum(1.0 - lrs * lam, np.finfo(float).tiny))  # Π_{s>t} ρ_s, m-independent
 
     def first_order(m: int, c_bar: np.ndarray) -> float:
-        log_c = np.log(np.maximum(c_bar, np.finfo(float).tiny))
-        suffix = np.concatenate([np.cumsum(log_c[::-1])[::-1][1:], [0.0]])
-        kappa = injection * np.exp(suffix)
+        kappa = injection * _suffix_products(np.maximum(c_bar, np.finfo(float).tiny))
         per_epoch = [kappa[a:b].max() for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
         return 2.0 * m * float(np.sum(per_epoch))
 
@@ -206,9 +206,6 @@ def hfocu_worst_case_sensitivity(
             d_bar[t] = m * (finished + running)
             finished *= c_list[t]
             running = max(running * c_list[t], injection_list[t])
-        rho = np.maximum(1.0 - lrs * lam, np.finfo(float).tiny)
-        log_rho = np.log(rho)
-        tail = np.exp(np.concatenate([np.cumsum(log_rho[::-1])[::-1][1:], [0.0]]))  # Π_{s>t} ρ_s
         remainder = np.minimum(0.5 * M * d_bar**2, (beta - lam) * d_bar)  # Lemma 11
         quadratic = float(np.sum(lrs * remainder * tail))
         linear = lrs * beta * d_bar * tail / sizes
