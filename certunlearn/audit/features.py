@@ -51,9 +51,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import softmax
 
-from certunlearn.audit.signals import PROBABILITY_FLOOR
+from certunlearn.audit.signals import PROBABILITY_FLOOR, _check_probabilities
+from certunlearn.audit.signals import _check_outputs as _check_matrix
 from certunlearn.errors import ConfigError, InputError
-from certunlearn.validation import check_int, check_positive, check_real_array, register
+from certunlearn.validation import check_int, check_positive, register
 
 __all__ = [
     "CHEN_FEATURES",
@@ -80,8 +81,6 @@ __all__ = [
     "true_label_confidences",
 ]
 
-_PROBABILITY_SUM_TOLERANCE = 1e-3  # rows of probabilities must sum to 1 within this
-
 FeatureFunction = Callable[..., np.ndarray]
 """``f(*, p_original [n, C], p_unlearned [n, C]) -> features [n, d]`` (float64)."""
 
@@ -92,25 +91,6 @@ DefenceFunction = Callable[..., np.ndarray]
 # ---------------------------------------------------------------------------------------------
 # Input checks
 # ---------------------------------------------------------------------------------------------
-
-
-def _check_matrix(name: str, values: object) -> np.ndarray:
-    return check_real_array(name, values, ndim=2, min_columns=2)
-
-
-def _check_probabilities(name: str, values: object) -> np.ndarray:
-    p = _check_matrix(name, values)
-    if np.any(p < 0.0) or np.any(p > 1.0):
-        raise InputError(f"{name} must lie in [0, 1]")
-    if p.shape[0]:
-        sums = p.sum(axis=1)
-        worst = int(np.argmax(np.abs(sums - 1.0)))
-        if abs(sums[worst] - 1.0) > _PROBABILITY_SUM_TOLERANCE:
-            raise InputError(
-                f"each row of {name} must sum to 1 (tolerance {_PROBABILITY_SUM_TOLERANCE}), "
-                f"got a row summing to {float(sums[worst])!r}"
-            )
-    return p
 
 
 def _check_pair(p_original: object, p_unlearned: object) -> tuple[np.ndarray, np.ndarray]:

@@ -91,6 +91,22 @@ def _check_outputs(name: str, values: object) -> np.ndarray:
     return check_real_array(name, values, ndim=2, min_columns=2)
 
 
+def _check_probabilities(name: str, values: object, *, hint: str = "") -> np.ndarray:
+    """``[n, C]`` probabilities: in [0, 1], rows summing to 1 within the tolerance (shared with features)."""
+    p = _check_outputs(name, values)
+    if np.any(p < 0.0) or np.any(p > 1.0):
+        raise InputError(f"{name} must lie in [0, 1]")
+    if p.shape[0]:
+        sums = p.sum(axis=1)
+        worst = int(np.argmax(np.abs(sums - 1.0)))
+        if abs(sums[worst] - 1.0) > _PROBABILITY_SUM_TOLERANCE:
+            raise InputError(
+                f"each row of {name} must sum to 1 (tolerance {_PROBABILITY_SUM_TOLERANCE}), "
+                f"got a row summing to {float(sums[worst])!r}{hint}"
+            )
+    return p
+
+
 def _log_terms(*, labels: object, logits: object, probabilities: object) -> _LogTerms:
     if (logits is None) == (probabilities is None):
         raise InputError("pass exactly one of logits= or probabilities=")
@@ -114,16 +130,7 @@ def _log_terms(*, labels: object, logits: object, probabilities: object) -> _Log
         log_p[rows, top] = -np.logaddexp(0.0, -top_gap)
         p = np.exp(log_p)
     else:
-        p = _check_outputs("probabilities", probabilities)
-        if np.any(p < 0.0) or np.any(p > 1.0):
-            raise InputError("probabilities must lie in [0, 1]")
-        sums = p.sum(axis=1)
-        if p.shape[0] and np.max(np.abs(sums - 1.0)) > _PROBABILITY_SUM_TOLERANCE:
-            worst = float(sums[np.argmax(np.abs(sums - 1.0))])
-            raise InputError(
-                f"each row of probabilities must sum to 1 (tolerance {_PROBABILITY_SUM_TOLERANCE}), "
-                f"got a row summing to {worst!r}; pass logits= for unnormalised scores"
-            )
+        p = _check_probabilities("probabilities", probabilities, hint="; pass logits= for unnormalised scores")
         y = _check_labels(labels, p.shape[0], p.shape[1])
         rows = np.arange(p.shape[0])
         true_mask = np.zeros(p.shape, dtype=bool)
