@@ -636,6 +636,11 @@ def rmia(
         a_value = 0.0
     else:
         a_value = _tune_a(data, gamma, RMIA_A_GRID) if a is None else _check_a(a)
+    return _rmia_from(data, gamma, a_value, online)
+
+
+def _rmia_from(data: _RmiaData, gamma: float, a_value: float, online: bool) -> np.ndarray:
+    """RMIA scores from validated inputs (:func:`rmia` after its checks and the choice of ``a``)."""
     pr_x = _marginal(
         data.ref_x, data.member_x, online=online, a=a_value, strict=True, what="audited example"
     )
@@ -734,39 +739,23 @@ def _rmia_attack(online: bool) -> AttackFn:
         )
         membership = _need(inputs.membership, "shadow membership", name)
         gamma = inputs.options.get("gamma", 1.0)
-        a = None if online else inputs.options.get("a")
         details: dict[str, Any] = {
             "online": online,
             "gamma": gamma,
             "population": int(population.shape[0]),
         }
-        if not online:
-            details["a_tuned"] = a is None
-            if a is None:
-                a = tune_rmia_a(
-                    inputs.labels,
-                    shadows,
-                    membership,
-                    inputs.population_labels,
-                    population_shadows,
-                    inputs.population_membership,
-                    gamma=gamma,
-                )
-            details["a"] = a
-        scores = rmia(
-            _softmax(inputs.target_logits, axis=-1),
-            inputs.labels,
-            shadows,
-            membership,
-            population,
-            inputs.population_labels,
-            population_reference_probs=population_shadows,
-            population_reference_membership=inputs.population_membership,
-            gamma=gamma,
-            a=a,
-            online=online,
+        # validated and reduced once, for tuning a (offline) and for the scores
+        data = _rmia_inputs(
+            _softmax(inputs.target_logits, axis=-1), inputs.labels, shadows, membership, population,
+            inputs.population_labels, population_shadows, inputs.population_membership,
         )
-        return scores, details
+        a = 0.0
+        if not online:
+            a = inputs.options.get("a")
+            details["a_tuned"] = a is None
+            a = _tune_a(data, _check_gamma(gamma), RMIA_A_GRID) if a is None else _check_a(a)
+            details["a"] = a
+        return _rmia_from(data, _check_gamma(gamma), a, online), details
 
     return run
 
