@@ -1147,6 +1147,7 @@ def run_mia_l(
         if shadow_X is None or shadow_y is None:
             raise InputError("shadow_X and shadow_y must be given together")
         pool = _audit_rows("shadow", shadow_X, shadow_y)
+    given_shadows = shadows is not None
     if shadows is not None and shadow_spec is not None:
         raise ConfigError("pass shadows= (trained) or shadow_spec= (to train), not both")
     if shadows is not None and not isinstance(shadows, ShadowSet):
@@ -1165,7 +1166,7 @@ def run_mia_l(
         shadows = train_shadows(
             shadow_spec, pool[0], pool[1], cache_dir=cache_dir, progress=progress, device=device
         )
-    if shadows is not None and pool is not None and data_digest(*pool) != shadows.data_digest:
+    if given_shadows and pool is not None and data_digest(*pool) != shadows.data_digest:
         raise InputError(
             "shadow_X/shadow_y are not the data these shadows were trained on (digest differs)"
         )
@@ -1201,7 +1202,8 @@ def run_mia_l(
                 if pool is not None:
                     audited = {d.tobytes() for d in row_digests(X_audit, y_audit)}
                     keep = [
-                        i for i, d in enumerate(row_digests(*pool)) if d.tobytes() not in audited
+                        # the pool is the shadows' data (trained here, or its digest checked above)
+                        i for i, d in enumerate(shadows.row_digests) if d.tobytes() not in audited
                     ]
                     if keep:
                         index = torch.as_tensor(keep, dtype=torch.int64, device=pool[0].device)

@@ -999,10 +999,10 @@ def _fit(estimator: Any, features: np.ndarray, labels: np.ndarray, what: str, no
     return estimator
 
 
-def _features_of(queries: MIAUQueries, defence: str, feature: str) -> np.ndarray:
-    p_o = apply_defence(defence, logits=queries.original_logits)
-    p_u = apply_defence(defence, logits=queries.unlearned_logits)
-    return compute_features(feature, p_original=p_o, p_unlearned=p_u)
+def _defended(queries: MIAUQueries, defence: str) -> dict[str, np.ndarray]:
+    """Both models' posteriors under ``defence``, as :func:`compute_features` takes them."""
+    return {"p_original": apply_defence(defence, logits=queries.original_logits),
+            "p_unlearned": apply_defence(defence, logits=queries.unlearned_logits)}
 
 
 def run_mia_u(
@@ -1078,9 +1078,10 @@ def run_mia_u(
     fit_features = spec.features if "basic" in spec.features else (*spec.features, "basic")
     shadow_labels = shadow.is_member.astype(np.int64)
     for defence in spec.defences:
+        shadow_p, target_p = _defended(shadow, defence), _defended(target, defence)  # once per defence
         for feature in fit_features:
-            train_features = _features_of(shadow, defence, feature)
-            test_features = _features_of(target, defence, feature)
+            train_features = compute_features(feature, **shadow_p)
+            test_features = compute_features(feature, **target_p)
             for classifier in spec.attack_models:
                 estimator = make_pipeline(StandardScaler(), ATTACK_CLASSIFIERS[classifier](spec))
                 what = f"{classifier} on {feature} ({defence})"
