@@ -13,11 +13,12 @@ import numpy as np
 import torch
 
 from certunlearn.certify.bounds import Assumptions
+from certunlearn.certify.rounding import SoftmaxErrorModel
 from certunlearn.data import clip_rows
 from certunlearn.train.schedule import Schedule
 
-ROUNDING = 1e-9  # relative allowance for fp64 rounding only ...
-ABS_ROUNDING = 1e-12  # ... and an absolute one, times max(1, ‖w_T‖), for Δ = 0 (exact in theory)
+ROUNDING = 1e-9  # relative allowance for fp64 rounding in the exact-arithmetic theorems only ...
+ABS_ROUNDING = 1e-12  # ... and an absolute one, times max(1, ‖w_T‖); certificates need none (rounding is inside)
 PLACEMENTS = ("random", "same_batch", "first_batch", "last_batch")
 
 
@@ -47,10 +48,17 @@ def choose_ids(placement: str, n: int, m: int, schedule: Schedule, rng: np.rando
     return sorted(ids)
 
 
-def declared_assumptions(clip: float) -> Assumptions:
-    """By hand, docs/theory.md §4.3 table, λ = 0 row: G = G_CE, β = (X²+1)/2, convex, no M."""
+def declared_assumptions(clip: float, features: int | None = None, classes: int | None = None,
+                         radius: float | None = None) -> Assumptions:
+    """By hand, docs/theory.md §4.3 table, λ = 0 row: G = G_CE, β = (X²+1)/2, convex, no M; with the
+    rounding model of softmax regression on the projection ball when features, classes and radius are given."""
+    error_model = None
+    if features is not None and classes is not None and radius is not None:
+        error_model = SoftmaxErrorModel(features=features, classes=classes, feature_norm=clip,
+                                        radius=1.01 * radius, weight_decay=0.0)
     return Assumptions(gradient_bound=math.sqrt(2) * math.sqrt(clip**2 + 1), smoothness=(clip**2 + 1) / 2,
-                       strong_convexity=0.0, convex=True, notes=("declared by the soundness experiment",))
+                       strong_convexity=0.0, convex=True, notes=("declared by the soundness experiment",),
+                       error_model=error_model)
 
 
 def flat(state: dict[str, torch.Tensor]) -> torch.Tensor:

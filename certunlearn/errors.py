@@ -40,6 +40,10 @@ class UnlearningError(CertUnlearnError, RuntimeError):
     """An unlearning step could not produce a usable model (for example non-finite parameters)."""
 
 
+class RefinementRefused(UnlearningError):
+    """Refinement could not bring the measured bound within the public budget: nothing is released."""
+
+
 class PolicyError(CertUnlearnError, RuntimeError):
     """A request would exceed the privacy policy (budget, deletion capacity)."""
 

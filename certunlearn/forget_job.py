@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from certunlearn.errors import ConfigError
-from certunlearn.validation import check_nonnegative, check_open_unit, check_positive
+from certunlearn.validation import check_choice, check_nonnegative, check_open_unit, check_positive
 
 __all__ = ["ForgetSpec", "run_forget"]
 
@@ -58,6 +58,9 @@ class ForgetSpec:
         seed: Seed of the noise (and of minibatches).
         out: Output directory.
         save_noiseless: Also write the private noiseless weights.
+        certificate: ``refine``, ``worst-case`` or None (refine wherever it applies).
+        sensitivity_budget: Public budget of a refine release (None: the default rule, which needs
+            ``feature_norm_bound``).
     """
 
     model: str
@@ -77,9 +80,15 @@ class ForgetSpec:
     seed: int = 0
     out: str = "certunlearn-forget"
     save_noiseless: bool = False
+    certificate: str | None = None
+    sensitivity_budget: float | None = None
 
     def __post_init__(self) -> None:
         check_nonnegative("weight_decay", self.weight_decay)
+        if self.certificate is not None:
+            check_choice("certificate", self.certificate, ("refine", "worst-case"))
+        if self.sensitivity_budget is not None:
+            check_positive("sensitivity_budget", self.sensitivity_budget)
         if (self.epsilon is None) != (self.delta is None):
             raise ConfigError("give --epsilon and --delta together (or neither, for a noiseless release)")
         if self.epsilon is not None:
@@ -111,7 +120,8 @@ def run_forget(spec: ForgetSpec) -> dict[str, Any]:
         unlearner = cls(
             model, X, y, weight_decay=spec.weight_decay, loss=spec.loss,
             feature_norm_bound=spec.feature_norm_bound, optimality_gap=spec.optimality_gap,
-            noise_sensitivity=spec.noise_sensitivity, **spec.method_args,
+            noise_sensitivity=spec.noise_sensitivity, certificate=spec.certificate,
+            sensitivity_budget=spec.sensitivity_budget, **spec.method_args,
         )
     except TypeError as exc:
         raise ConfigError(f"method {spec.method!r} does not accept these options: {exc}") from exc

@@ -81,12 +81,15 @@ class FittedSoftmax:
     hf: HFOCU
 
 
-def fit_softmax_hfocu(setup: SoftmaxSetup, *, progress: ProgressFn | None = None) -> FittedSoftmax:
+def fit_softmax_hfocu(setup: SoftmaxSetup, *, progress: ProgressFn | None = None,
+                      certificate: str | None = None, track_ids: list[int] | None = None) -> FittedSoftmax:
     """Load the data (rows clipped to ``clip_norm``), train softmax regression and record HF-OCU.
 
     Args:
         setup: The settings.
         progress: Optional progress callback for training.
+        certificate: ``refine``, ``worst-case`` or None (refine wherever it applies).
+        track_ids: Ids that may be deleted (default: all).
 
     Returns:
         :class:`FittedSoftmax`; ``hf`` certifies with constants derived from ``clip_norm``.
@@ -97,6 +100,7 @@ def fit_softmax_hfocu(setup: SoftmaxSetup, *, progress: ProgressFn | None = None
 
     data = load_dataset(setup.dataset, seed=setup.seed, clip_norm=setup.clip_norm)
     model = LogisticRegression(data.num_features, data.num_classes)
-    hf = HFOCU(model, setup.sgd_config(), feature_norm_bound=setup.clip_norm)
+    hf = HFOCU(model, setup.sgd_config(), feature_norm_bound=setup.clip_norm, certificate=certificate,
+               track_ids=track_ids)
     hf.fit(data.X_train, data.y_train, progress=progress)
     return FittedSoftmax(data, model, hf)

@@ -2,7 +2,8 @@
 
 :func:`run_plan` executes an :class:`~certunlearn.audit.plan.AuditPlan` and writes ``report.json``,
 ``report.html`` and ``report.md``. For ``hfocu`` plans the audited release is compared with the
-coupled retrain, the oracle of the certificate:
+reference of its certificate (the exact retrain argmin F_R for ``refine``, the plan's default; the
+coupled retrain for ``worst-case``):
 
 * **MIA-L** on the released model: forget set (members of the original training) against held-out
   test rows, with LOSS and LiRA on shadow models of the same architecture, and the same attacks on
@@ -65,38 +66,61 @@ def _mia_u_l2(original: Tensor, other: Tensor, n_forget: int, alpha: float, delt
             "scores_in": scores_in.tolist(), "scores_out": scores_out.tolist()}
 
 
+def _validate_request(request: dict[str, Any], training: dict[str, Any]) -> float:
+    """Checks done before training, so a bad plan costs nothing; returns the forget fraction."""
+    from certunlearn.validation import check_choice, check_positive
+
+    fraction = float(request["forget_fraction"])
+    if not 0.0 < fraction < 0.5:
+        raise ConfigError(f"forget_fraction must be in (0, 0.5), got {fraction!r}")
+    check_choice("certificate", request["certificate"], ("refine", "worst-case"))
+    if request["sensitivity_budget"] is not None:
+        check_positive("sensitivity_budget", request["sensitivity_budget"])
+    track = float(training["track_fraction"])
+    if not fraction <= track <= 1.0:
+        raise ConfigError(f"track_fraction must be in [forget_fraction, 1], got {track!r}")
+    return fraction
+
+
 def _hfocu(plan: AuditPlan, progress: ProgressFn | None) -> dict[str, Any]:
     from certunlearn.audit.mia_l import ATTACKS, run_mia_l
     from certunlearn.audit.shadows import ShadowSpec
     from certunlearn.certify.gaussian import gaussian_sigma
+    from certunlearn.data import load_dataset
     from certunlearn.pipeline import SoftmaxSetup, fit_softmax_hfocu
     from certunlearn.report.build import build_report
     from certunlearn.train import coupled_retrain
+    from certunlearn.unlearn.capacity import reference_model
 
     data, training, request, audit = plan.data, plan.training, plan.request, plan.audit
-    fraction = float(request["forget_fraction"])
-    if not 0.0 < fraction < 0.5:  # checked before training, so a bad plan costs nothing
-        raise ConfigError(f"forget_fraction must be in (0, 0.5), got {fraction!r}")
+    fraction = _validate_request(request, training)
     setup = SoftmaxSetup(
         dataset=data["dataset"], clip_norm=data["clip_norm"], epochs=training["epochs"],
         batch_size=training["batch_size"], lr=training["lr"], lr_decay=training["lr_decay"],
         weight_decay=training["weight_decay"], seed=training["seed"],
     )
     started = time.perf_counter()
-    fitted = fit_softmax_hfocu(setup, progress=progress)
-    ds, hf, model = fitted.data, fitted.hf, fitted.model
+    n_train = load_dataset(setup.dataset, seed=setup.seed, clip_norm=setup.clip_norm).n_train
     rng = np.random.default_rng(int(data["seed"]))
-    m = max(1, int(round(fraction * ds.n_train)))
-    forget = sorted(int(i) for i in rng.choice(ds.n_train, size=m, replace=False))
+    m = max(1, int(round(fraction * n_train)))
+    forget = sorted(int(i) for i in rng.choice(n_train, size=m, replace=False))
+    track = None  # the ids that may ask to be deleted: a seeded share of the training set, the request among them
+    if float(training["track_fraction"]) < 1.0:
+        others = np.setdiff1d(np.arange(n_train), forget)
+        extra = int(round(float(training["track_fraction"]) * n_train)) - m
+        track = sorted(forget + [int(i) for i in rng.choice(others, size=max(extra, 0), replace=False)])
+    fitted = fit_softmax_hfocu(setup, progress=progress, certificate=request["certificate"], track_ids=track)
+    ds, hf, model = fitted.data, fitted.hf, fitted.model
     generator = torch.Generator().manual_seed(int(data["seed"]))
     result = hf.forget(forget, epsilon=request["epsilon"], delta=request["delta"], generator=generator,
-                       request_id=str(request["request_id"]))
-    retrained = coupled_retrain(model, ds.X_train, ds.y_train, hf.schedule, hf.config, exclude=forget,
-                                progress=progress)
+                       request_id=str(request["request_id"]), sensitivity_budget=request["sensitivity_budget"])
     fm = hf.fm_
     flat = fm.layout.flatten
+    retrained = reference_model(hf, ds.X_train, ds.y_train, forget)  # the certificate's own reference
+    coupled = flat(coupled_retrain(model, ds.X_train, ds.y_train, hf.schedule, hf.config, exclude=forget,
+                                   progress=progress)).to(fm.dtype)
     thetas = {"original": hf.theta_, "released": flat(result.params_released),
-              "noiseless": flat(result.params_noiseless), "retrained": flat(retrained).to(fm.dtype)}
+              "noiseless": flat(result.params_noiseless), "retrained": retrained}
     keep = torch.ones(ds.n_train, dtype=torch.bool)
     keep[forget] = False
     splits = {"retain": (ds.X_train[keep], ds.y_train[keep]), "test": (ds.X_test, ds.y_test),
@@ -108,7 +132,7 @@ def _hfocu(plan: AuditPlan, progress: ProgressFn | None) -> dict[str, Any]:
                **{f"{s}_loss": _loss(outputs[name][s], splits[s][1]) for s in splits}}
         for name in thetas
     }
-    if result.certified:  # privacy–utility: fresh noise for each ε of the sweep
+    if result.certified:  # privacy–utility at this candidate's Δ: fresh noise for each ε of the sweep
         curve = []
         sweep_gen = torch.Generator().manual_seed(int(data["seed"]) + 1)
         for eps in audit["sweep_epsilons"]:
@@ -167,13 +191,17 @@ def _hfocu(plan: AuditPlan, progress: ProgressFn | None) -> dict[str, Any]:
                  "features": ds.num_features, "classes": ds.num_classes},
         "model": {"name": "logreg", "parameters": fm.dim},
         "training": {"steps": len(hf.schedule), "precompute_seconds": hf.precompute_seconds_,
-                     "statistics_bytes": hf.statistics_nbytes},
+                     "anchor_seconds": getattr(hf, "anchor_seconds_", 0.0),
+                     "statistics_bytes": hf.statistics_nbytes, "tracked": int(hf.store_.ids.size)},
         "forget": {"count": m, "deletion_seconds": result.elapsed_s},
         "certificate": result.summary(),
-        "distance_to_coupled_retrain": {
+        "distance_to_reference": {
+            "reference": result.reference,
             "no_unlearning": float((w - w_ret).norm()),
-            "hfocu_noiseless": float((thetas["noiseless"] - w_ret).norm()),
-            "hfocu_released": float((thetas["released"] - w_ret).norm()),
+            "noiseless": float((thetas["noiseless"] - w_ret).norm()),
+            "released": float((thetas["released"] - w_ret).norm()),
+            "measured_bound": result.measured_bound,
+            "coupled_retrain_to_reference": float((coupled - w_ret).norm()),
         },
         "accuracy": {"trained": utility["original"], "unlearned_noiseless": utility["noiseless"],
                      "released": utility["released"], "retrained": utility["retrained"]},

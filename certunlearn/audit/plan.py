@@ -42,8 +42,10 @@ PLAN_SCHEMA_VERSION = 1
 
 _HFOCU_SECTIONS: dict[str, dict[str, Any]] = {
     "data": {"dataset": "digits", "clip_norm": 1.0, "seed": 0},
-    "training": {"epochs": 2, "batch_size": 512, "lr": 0.5, "lr_decay": 0.999, "weight_decay": 0.1, "seed": 0},
-    "request": {"forget_fraction": 0.01, "request_id": "request-1", "epsilon": 1.0, "delta": 1e-5},
+    "training": {"epochs": 20, "batch_size": 64, "lr": 1.0, "lr_decay": 0.999, "weight_decay": 1e-3, "seed": 0,
+                 "track_fraction": 1.0},
+    "request": {"forget_fraction": 0.01, "request_id": "request-1", "epsilon": 1.0, "delta": 1e-5,
+                "certificate": "refine", "sensitivity_budget": None},
     "audit": {"attacks": ["loss", "lira-online", "lira-offline"], "shadows": 8, "mia_u": True,
               "sweep_epsilons": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0], "alpha": 0.05},
 }

@@ -17,10 +17,19 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from certunlearn.certify.rounding import (
+    ErrorModel,
+    NewtonRounding,
+    Precision,
+    SoftmaxErrorModel,
+    hfocu_rounding,
+    newton_rounding,
+    perturbed_step_error,
+)
 from certunlearn.errors import AssumptionError, ConfigError
 from certunlearn.validation import check_choice, check_nonnegative, check_positive
 
@@ -58,6 +67,9 @@ class Assumptions:
         source: ``declared``, ``derived`` (from public constants) or ``estimated`` (from private
             data; never certified).
         notes: Human-readable statements of where the constants come from.
+        error_model: A priori bounds on the rounding of the model's gradients and HVPs
+            (:mod:`certunlearn.certify.rounding`); every certificate computed in floating point
+            needs one (derived for softmax regression, declared otherwise).
     """
 
     gradient_bound: float
@@ -67,6 +79,7 @@ class Assumptions:
     hessian_lipschitz: float | None = None
     source: str = "declared"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    error_model: ErrorModel | None = None
 
     def __post_init__(self) -> None:
         check_positive("gradient_bound", self.gradient_bound)
@@ -94,6 +107,8 @@ class Assumptions:
         if self.hessian_lipschitz is not None:
             lines.append(f"Hessian is M = {self.hessian_lipschitz:.6g}-Lipschitz")
         lines.append(f"constants {self.source}")
+        if self.error_model is not None:
+            lines.append(self.error_model.describe())
         return tuple(lines) + self.notes
 
 
@@ -111,6 +126,8 @@ class Bound:
         violations: Why the bound does not apply (empty when it does).
         noise_only_value: Sensitivity of releasing the *un-unlearned* model plus noise under the
             same assumptions (the baseline a certificate should beat), if defined.
+        rounding: The floating-point term included in ``value`` (docs/theory.md §9); None when the
+            bound was computed for exact arithmetic, which never backs a release.
     """
 
     name: str
@@ -119,11 +136,14 @@ class Bound:
     assumptions: tuple[str, ...]
     violations: tuple[str, ...] = ()
     noise_only_value: float | None = None
+    rounding: float | None = None
 
     def __post_init__(self) -> None:
         check_choice("status", self.status, BOUND_STATUSES)
         if self.status == "certified" and (self.violations or not math.isfinite(self.value)):
             raise ConfigError("a certified bound must be finite and have no violations")
+        if self.rounding is not None and (self.rounding < 0 or (self.status == "certified" and self.rounding <= 0)):
+            raise ConfigError(f"a floating-point term must be > 0, got {self.rounding!r}")
 
     @property
     def certified(self) -> bool:
@@ -138,6 +158,8 @@ def softmax_regression_assumptions(
     projection_radius: float | None = None,
     init_norm: float = 0.0,
     source: str = "derived",
+    features: int | None = None,
+    classes: int | None = None,
 ) -> Assumptions:
     """Constants G, β, λ for softmax regression with cross-entropy and weight decay (docs/theory.md).
 
@@ -154,6 +176,10 @@ def softmax_regression_assumptions(
         projection_radius: R if training projects onto ‖w‖ ≤ R.
         init_norm: ‖w_0‖ (0 for the zero initialisation of ``LogisticRegression``).
         source: ``derived`` when X is public, ``estimated`` when it was measured on the data.
+        features: p, the number of input features; with ``classes``, adds the rounding model
+            (:class:`~certunlearn.certify.rounding.SoftmaxErrorModel`, on the ball of radius 1.01 R)
+            that floating-point certificates need.
+        classes: K.
 
     Raises:
         AssumptionError: λ = 0 without projection (the iterates are then unbounded a priori).
@@ -184,6 +210,10 @@ def softmax_regression_assumptions(
         f"softmax regression with cross-entropy, rows clipped to ||x|| <= {x:g}",
         how,
     )
+    error_model = None
+    if features is not None and classes is not None:
+        error_model = SoftmaxErrorModel(features=features, classes=classes, feature_norm=x,
+                                        radius=1.01 * radius, weight_decay=lam)
     return Assumptions(
         gradient_bound=g_ce + lam * radius,
         smoothness=beta,
@@ -192,6 +222,7 @@ def softmax_regression_assumptions(
         hessian_lipschitz=hessian_lipschitz,
         source=source,
         notes=notes,
+        error_model=error_model,
     )
 
 
@@ -268,8 +299,50 @@ def _first_order_path(
 _SCOPE = (
     "no gradient clipping; projection (if any) onto a convex set",
     "reference: coupled retrain on the same schedule, full-batch normalisation",
-    "exact arithmetic: floating-point rounding of the statistics is not included (docs/theory.md §5.5)",
 )
+_EXACT = "exact arithmetic only: no floating-point term (never backs a release; pass precision=)"
+
+
+def _rounding_problem(assumptions: Assumptions, precision: Precision | None) -> str | None:
+    """Why no floating-point term can be computed, or None."""
+    if precision is not None and assumptions.error_model is None:
+        return ("no rounding model for this model's arithmetic: declare Assumptions(error_model=...) "
+                "(certify.rounding.DeclaredErrorModel)")
+    return None
+
+
+def _rounding_statement(precision: Precision | None, term: float | None) -> str:
+    if precision is None or term is None:
+        return _EXACT
+    return f"floating point: {precision.describe()}; rounding term {term:.3g} included (docs/theory.md §9)"
+
+
+def _unbounded_rounding(precision: Precision) -> str:
+    return (f"the rounding of {precision.describe()} cannot be bounded for these constants (a first-order "
+            "error above 1e-2): compute in float64 or use the refine certificate")
+
+
+def _hfocu_rounding_terms(
+    lrs: np.ndarray, sizes: np.ndarray, counts: np.ndarray, assumptions: Assumptions,
+    precision: Precision | None, projection: bool, trajectory: np.ndarray | None,
+) -> tuple[float | None, float | None, float, str | None]:
+    """(first-order term, second-order term, noise-only term, problem) of the rounding; None when exact."""
+    if precision is None:
+        return None, None, 0.0, None
+    problem = _rounding_problem(assumptions, precision)
+    if problem is not None:
+        return None, None, 0.0, problem
+    terms = hfocu_rounding(
+        lrs=lrs, batch_sizes=sizes, deletion_counts=counts, precision=precision,
+        model=assumptions.error_model, gradient_bound=assumptions.gradient_bound,  # type: ignore[arg-type]
+        smoothness=assumptions.smoothness, strong_convexity=assumptions.strong_convexity,
+        dim=getattr(assumptions.error_model, "dim", 1), hessian_lipschitz=assumptions.hessian_lipschitz,
+        projection=projection, trajectory=trajectory,
+    )
+    first, second = terms.first_order(), terms.second_order()
+    if not math.isfinite(first):
+        return None, None, 0.0, _unbounded_rounding(precision)
+    return first, second, 2.0 * terms.trajectory, None
 
 
 def coupled_sgd_bound(
@@ -279,23 +352,35 @@ def coupled_sgd_bound(
     deletion_counts: np.ndarray,
     assumptions: Assumptions,
     clip_norm: float | None = None,
+    precision: Precision | None = None,
+    projection: bool = False,
+    trajectory_error: np.ndarray | None = None,
 ) -> Bound:
-    """The first-order coupled-trajectory bound for HF-OCU: Δ = 2S (docs/theory.md, Theorem 6).
+    """The first-order coupled-trajectory bound for HF-OCU: Δ = 2S + rounding (docs/theory.md, Theorems 6, 21).
 
     ``S = Σ_t (η_t m_t G/|B_t|) Π_{s>t} c_s`` bounds both ‖w_T − w^{-U}_T‖ (full-batch-normalised
-    coupled retrain) and ‖a^U_T‖, so ‖w̄ − w^{-U}_T‖ ≤ 2S. Contraction factors:
+    coupled retrain) and ‖a^U_T‖, so ‖w̄ − w^{-U}_T‖ ≤ 2S in exact arithmetic. Contraction factors:
     c_s = 1 − η_s λ (1 − m_s/|B_s|) for convex losses with η_s ≤ 2/(λ+β); 1 + η_s β for non-convex
     losses (``conditional``). Clipping is outside the argument (``uncertified``).
+
+    With ``precision`` the value adds the floating-point term of Theorem 21 (training and recorder
+    arithmetic, statistics storage, the final sums, and the rounding of a retrain computed in the same
+    dtype), so the bound holds for the computed release against the exact coupled retrain and against
+    its computation; without it the bound is for exact arithmetic and never backs a release.
 
     Args:
         lrs: η_t for every step ``[T]``.
         batch_sizes: |B_t| ``[T]``.
         deletion_counts: m_t = |U ∩ B_t| ``[T]``.
-        assumptions: Declared or derived constants.
+        assumptions: Declared or derived constants (with an error model for ``precision``).
         clip_norm: The training clip norm, if any.
+        precision: The dtypes used (:class:`~certunlearn.certify.rounding.Precision`).
+        projection: Whether training projects onto a ball (adds the projection's rounding).
+        trajectory_error: Precomputed :func:`~certunlearn.certify.rounding.sgd_trajectory_error`.
 
     Returns:
-        A :class:`Bound`; ``noise_only_value`` is S, the sensitivity of releasing w_T + noise.
+        A :class:`Bound`; ``noise_only_value`` is S (plus one trajectory's rounding), the sensitivity
+        of releasing w_T + noise.
 
     Example:
         >>> a = Assumptions(gradient_bound=1.0, smoothness=1.0)
@@ -308,21 +393,28 @@ def coupled_sgd_bound(
     injections, factors = _first_order_path(lrs, sizes, counts, assumptions)
     s = _propagated_sum(injections, factors)
     statements = assumptions.describe() + _SCOPE
+    rounding, _, alone, problem = _hfocu_rounding_terms(lrs, sizes, counts, assumptions, precision, projection,
+                                                        trajectory_error)
+    if problem is not None and assumptions.convex:
+        violations.append(problem)
+    statements += (_rounding_statement(precision, rounding),)
+    extra = rounding or 0.0
     if violations:
         status, value = "uncertified", math.inf
     elif not assumptions.convex:
-        status, value = "conditional", 2.0 * s
+        status, value = "conditional", 2.0 * s + extra
         beta, G = assumptions.smoothness, assumptions.gradient_bound
         statements += (f"non-convex: factors 1 + lr*beta, valid only if beta={beta:g} and G={G:g} hold",)
     else:
-        status, value = "certified", 2.0 * s
+        status, value = "certified", 2.0 * s + extra
     return Bound(
         name="coupled-sgd",
         value=value,
         status=status,
         assumptions=statements,
         violations=tuple(violations),
-        noise_only_value=s if not violations else None,
+        noise_only_value=(s + alone) if not violations else None,
+        rounding=None if violations else rounding,
     )
 
 
@@ -334,14 +426,17 @@ def second_order_sgd_bound(
     assumptions: Assumptions,
     clip_norm: float | None = None,
     projection_radius: float | None = None,
+    precision: Precision | None = None,
+    trajectory_error: np.ndarray | None = None,
 ) -> Bound:
-    """Second-order bound on the HF-OCU error ‖w̄ − w^{-U}_T‖ (docs/theory.md, Theorem 12).
+    """Second-order bound on the HF-OCU error ‖w̄ − w^{-U}_T‖ (docs/theory.md, Theorems 12, 21).
 
     With D_t the first-order bound on ‖w^{-U}_t − w_t‖ (D_0 = 0, D_{t+1} = c_t D_t + η_t m_t G/|B_t|),
     the approximation error e_t = (w^{-U}_t − w_t) − a^U_t obeys
     ``‖e_{t+1}‖ ≤ (1 − η_t λ) ‖e_t‖ + η_t [ m_t β D_t/|B_t| + (1 − m_t/|B_t|) min((M/2) D_t², (β − λ) D_t) ]``,
     so the error is O(D²) + O(m β D/|B|) instead of O(D); the value is non-decreasing in the counts. The returned value is
-    min(this bound, 2S): both are proven, so their minimum is too.
+    min(this bound, 2S), each with its floating-point term when ``precision`` is given (Theorem 21):
+    both are proven, so their minimum is too.
 
     Needs convex per-sample losses with a declared Hessian-Lipschitz constant M, step sizes
     η_t ≤ 2/(λ+β), no clipping and no projection (the projection's kink breaks the Taylor step).
@@ -364,8 +459,15 @@ def second_order_sgd_bound(
     if projection_radius is not None:
         violations.append("the second-order bound does not cover projection")
     statements = assumptions.describe() + _SCOPE
+    first_rounding = second_rounding = None
+    alone = 0.0
+    if not violations:
+        first_rounding, second_rounding, alone, problem = _hfocu_rounding_terms(
+            lrs, sizes, counts, assumptions, precision, False, trajectory_error)
+        if problem is not None:
+            violations.append(problem)
     if violations:
-        return Bound("second-order-sgd", math.inf, "uncertified", statements, tuple(violations), None)
+        return Bound("second-order-sgd", math.inf, "uncertified", statements + (_EXACT,), tuple(violations), None)
     injections, factors = _first_order_path(lrs, sizes, counts, assumptions)
     # D_t for t = 0..T-1 (before step t): D_0 = 0, D_{t+1} = c_t D_t + injection_t
     # (on Python floats: indexing numpy scalars one by one was the largest cost of a forget request)
@@ -379,21 +481,28 @@ def second_order_sgd_bound(
     remainder = np.minimum(0.5 * M * d * d, (beta - lam) * d)  # Lemma 11: both bound ‖r_i‖
     forcing = lrs * (frac * beta * d + (1.0 - frac) * remainder)
     rho = np.maximum(1.0 - lrs * lam, np.finfo(float).tiny)
-    second = _propagated_sum(forcing, rho)
-    value = min(second, 2.0 * s)
-    which = "second-order term" if second <= 2.0 * s else "first-order 2S (smaller here)"
+    second = _propagated_sum(forcing, rho) + (second_rounding or 0.0)
+    first = 2.0 * s + (first_rounding or 0.0)
+    value = min(second, first)
+    which = "second-order term" if second <= first else "first-order 2S (smaller here)"
+    rounding = second_rounding if second <= first else first_rounding
     return Bound(
         name="second-order-sgd",
         value=value,
         status="certified",
-        assumptions=statements + (f"Delta = min(second-order bound, 2S); the minimum was the {which}",),
+        assumptions=statements + (_rounding_statement(precision, rounding),
+                                  f"Delta = min(second-order bound, 2S); the minimum was the {which}"),
         violations=(),
-        noise_only_value=s,
+        noise_only_value=s + alone,
+        rounding=rounding,
     )
 
 
+_FORMULA = 1.0 + 2.0**-48  # the bound formulas themselves are evaluated in float64 (a few dozen operations)
+
+
 def _newton_family_setup(
-    name: str, n: int, m: int, assumptions: Assumptions, optimality_gap: float
+    name: str, n: int, m: int, assumptions: Assumptions, optimality_gap: float, precision: Precision | None,
 ) -> tuple[float, tuple[str, ...], list[str]]:
     """ĝ = (mG + n·gap)/(n − m), the statements, and the violations shared by the Newton family."""
     n = int(n)
@@ -408,12 +517,41 @@ def _newton_family_setup(
         violations.append(f"the {name} bound needs a Hessian-Lipschitz constant M")
     if assumptions.source == "estimated":
         violations.append("constants were estimated from the private training data")
+    problem = _rounding_problem(assumptions, precision)
+    if problem is not None:
+        violations.append(problem)
     statements = assumptions.describe() + (
         f"stored model minimises the training objective up to gradient norm {gap:g}",
         "reference: the exact minimiser of the remaining-data objective",
-        "exact arithmetic in the linear algebra of the step",
     )
     return (m * assumptions.gradient_bound + n * gap) / (n - m), statements, violations
+
+
+def _step_rounding(
+    n: int, m: int, assumptions: Assumptions, precision: Precision | None, step_bound: float,
+    damping: float, stored_hessian: bool, radius: float | None = None,
+) -> NewtonRounding | None:
+    if precision is None:
+        return None
+    model = assumptions.error_model
+    if radius is not None and radius > model.radius:  # type: ignore[union-attr]
+        model = replace(model, radius=radius)  # type: ignore[type-var]
+    return newton_rounding(n=n, m=m, dim=getattr(model, "dim", 1), precision=precision, model=model,  # type: ignore[arg-type]
+                           smoothness=assumptions.smoothness + damping, step_bound=step_bound,
+                           damping=damping, stored_hessian=stored_hessian)
+
+
+def _finish(name: str, exact: float, value: float, rounding: NewtonRounding | None, precision: Precision | None,
+            statements: tuple[str, ...], noise_only: float) -> Bound:
+    """A certified Newton-family bound: ``value`` (with rounding when computed) or the exact one."""
+    if rounding is None:
+        return Bound(name, exact, "certified", statements + (_EXACT,), (), noise_only)
+    if not math.isfinite(value):
+        return Bound(name, math.inf, "uncertified", statements, (_unbounded_rounding(precision),), None)  # type: ignore[arg-type]
+    term = max(value - exact, rounding.addition)
+    value = (exact + term) * _FORMULA
+    return Bound(name, value, "certified", statements + (_rounding_statement(precision, term),), (),
+                 noise_only, term)
 
 
 def newton_step_bound(
@@ -422,6 +560,7 @@ def newton_step_bound(
     m: int,
     assumptions: Assumptions,
     optimality_gap: float = 0.0,
+    precision: Precision | None = None,
 ) -> Bound:
     """Error of one Newton step on the remaining-data ERM objective (Sekhari et al., NeurIPS 2021).
 
@@ -433,19 +572,27 @@ def newton_step_bound(
         ‖w̄ − argmin F_{S\\U}‖ ≤ min( M ĝ² / (2 λ³), 2 ĝ/λ )
 
     (the second term: the step and the distance of ŵ are each at most ĝ/λ). With gap = 0 and
-    m ≤ n/2 the first term is at most Sekhari et al.'s γ = 2 M m² L² / (λ³ n²).
+    m ≤ n/2 the first term is at most Sekhari et al.'s γ = 2 M m² L² / (λ³ n²). With ``precision``
+    both terms include the backward errors of the computed step (Lemma 22: gradient and Hessian
+    evaluation, the stored-Hessian update, the Cholesky solve, the final addition).
 
     Example:
         >>> a = Assumptions(gradient_bound=1.0, smoothness=2.0, strong_convexity=0.5, hessian_lipschitz=1.0)
         >>> round(newton_step_bound(n=100, m=1, assumptions=a).value, 8)   # 1·(1/99)²/(2·0.125)
         0.00040812
     """
-    g, statements, violations = _newton_family_setup("Newton-step", n, m, assumptions, optimality_gap)
+    g, statements, violations = _newton_family_setup("Newton-step", n, m, assumptions, optimality_gap, precision)
     if violations:
         return Bound("newton-step", math.inf, "uncertified", statements, tuple(violations), None)
     lam, M = assumptions.strong_convexity, float(assumptions.hessian_lipschitz)  # type: ignore[arg-type]
-    value = min(M * g * g / (2.0 * lam**3), 2.0 * g / lam)
-    return Bound("newton-step", value, "certified", statements, (), g / lam)
+    exact = min(M * g * g / (2.0 * lam**3), 2.0 * g / lam)
+    r = _step_rounding(n, m, assumptions, precision, g / lam, 0.0, True)
+    value = exact
+    if r is not None:
+        second = (g + r.gradient) / (lam - r.hessian) + g / lam + r.addition if r.hessian < lam else math.inf
+        value = min(perturbed_step_error(h=g / lam, alpha=0.0, lipschitz=M, strong_convexity=lam, rounding=r),
+                    second)
+    return _finish("newton-step", exact, value, r, precision, statements, g / lam)
 
 
 def damped_newton_bound(
@@ -455,12 +602,13 @@ def damped_newton_bound(
     assumptions: Assumptions,
     damping: float,
     optimality_gap: float = 0.0,
+    precision: Precision | None = None,
 ) -> Bound:
     """Error of the damped Newton step w̄ = ŵ − (Ĥ + τI)⁻¹ g (docs/theory.md, Theorem 15).
 
     With ĝ as in :func:`newton_step_bound`, ‖w̄ − argmin F_{S\\U}‖ ≤ min((M ĝ/(2λ) + τ) ĝ / (λ (λ + τ)),
     ĝ/(λ + τ) + ĝ/λ): the Newton error plus a damping bias that vanishes as τ → 0 and tends to the
-    noise-only ĝ/λ as τ → ∞.
+    noise-only ĝ/λ as τ → ∞. ``precision`` adds the rounding of the computed step (Lemma 22).
 
     Example:
         >>> a = Assumptions(gradient_bound=1.0, smoothness=2.0, strong_convexity=0.5, hessian_lipschitz=1.0)
@@ -469,12 +617,26 @@ def damped_newton_bound(
         True
     """
     tau = check_nonnegative("damping", damping)
-    g, statements, violations = _newton_family_setup("damped-Newton", n, m, assumptions, optimality_gap)
+    g, statements, violations = _newton_family_setup("damped-Newton", n, m, assumptions, optimality_gap, precision)
     if violations:
         return Bound("damped-newton", math.inf, "uncertified", statements, tuple(violations), None)
     lam, M = assumptions.strong_convexity, float(assumptions.hessian_lipschitz)  # type: ignore[arg-type]
-    value = min((M * g / (2.0 * lam) + tau) * g / (lam * (lam + tau)), g / (lam + tau) + g / lam)
-    return Bound("damped-newton", value, "certified", statements + (f"damping tau = {tau:g}",), (), g / lam)
+    exact = min((M * g / (2.0 * lam) + tau) * g / (lam * (lam + tau)), g / (lam + tau) + g / lam)
+    r = _step_rounding(n, m, assumptions, precision, g / lam, tau, False)
+    value = exact
+    if r is not None:
+        second = (g + r.gradient) / (lam + tau - r.hessian) + g / lam + r.addition if r.hessian < lam else math.inf
+        value = min(perturbed_step_error(h=g / lam, alpha=tau, lipschitz=M, strong_convexity=lam, rounding=r),
+                    second)
+    return _finish("damped-newton", exact, value, r, precision, statements + (f"damping tau = {tau:g}",), g / lam)
+
+
+def _cubic_step(h: float, alpha_max: float, M: float, lam: float, r: NewtonRounding | None) -> float:
+    """max over α ∈ [0, α_max] of Lemma 22's bound (a linear-fractional function of α: check both ends)."""
+    if r is None:  # exact arithmetic, as in Theorem 15: 1/(λ + α) ≤ 1/λ
+        return (0.5 * M * h + alpha_max) * h / lam
+    return max(perturbed_step_error(h=h, alpha=0.0, lipschitz=M, strong_convexity=lam, rounding=r),
+               perturbed_step_error(h=h, alpha=alpha_max, lipschitz=M, strong_convexity=lam, rounding=r))
 
 
 def cubic_newton_bound(
@@ -485,16 +647,20 @@ def cubic_newton_bound(
     cubic_reg: float,
     iterations: int = 1,
     optimality_gap: float = 0.0,
+    acceptance_slack: float = 0.0,
+    precision: Precision | None = None,
 ) -> Bound:
     """Error of K cubic-regularised Newton steps with regularisation ≤ ``cubic_reg`` (Theorem 15).
 
     Every step solves (H + αI)d = −g with α = (M_c/2)‖d‖, M_c ≤ ``cubic_reg``, and is accepted only if
-    it does not increase the remaining loss. With e₁ = min((M + M_c) ĝ²/(2λ³), 2ĝ/λ) and, for k ≥ 1,
-    e_{k+1} = min((M/2 + M_c β/(2λ)) e_k²/λ, √(β/λ)·e₁) (the second term because accepted steps
-    decrease the λ-strongly convex, β-smooth loss), Δ = max(e₁, …, e_K) bounds the distance to the
-    remaining-data minimiser after any number 1..K of accepted steps (a data-dependent early stop
-    cannot break it). At least one step must be accepted; the unlearner guarantees that by never
-    rejecting a step with M_c ≥ M, where the cubic model majorises the loss.
+    it does not increase the remaining loss by more than ``acceptance_slack``. With
+    e₁ = min((M + M_c) ĝ²/(2λ³), 2ĝ/λ) and, for k ≥ 1, e_{k+1} = min((M/2 + M_c β/(2λ)) e_k²/λ, cap),
+    cap = √((β e₁² + 2(K−1)·slack)/λ) (accepted steps decrease the λ-strongly convex, β-smooth loss up
+    to the slack), Δ = max(e₁, …, e_K) bounds the distance to the remaining-data minimiser after any
+    number 1..K of accepted steps (a data-dependent early stop cannot break it). At least one step must
+    be accepted; the unlearner guarantees that by never rejecting a step with M_c ≥ M, where the cubic
+    model majorises the loss. ``precision`` adds the rounding of every computed step and of the
+    acceptance test (Lemma 22).
 
     Example:
         >>> a = Assumptions(gradient_bound=1.0, smoothness=2.0, strong_convexity=0.5, hessian_lipschitz=1.0)
@@ -506,23 +672,49 @@ def cubic_newton_bound(
         True
     """
     cubic_reg = check_positive("cubic_reg", cubic_reg)
+    slack = check_nonnegative("acceptance_slack", acceptance_slack)
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ConfigError(f"iterations must be an integer >= 1, got {iterations!r}")
-    g, statements, violations = _newton_family_setup("cubic-Newton", n, m, assumptions, optimality_gap)
+    g, statements, violations = _newton_family_setup("cubic-Newton", n, m, assumptions, optimality_gap, precision)
     if violations:
         return Bound("cubic-newton", math.inf, "uncertified", statements, tuple(violations), None)
     lam, M, beta = assumptions.strong_convexity, float(assumptions.hessian_lipschitz), assumptions.smoothness  # type: ignore[arg-type]
-    first = min((M + cubic_reg) * g * g / (2.0 * lam**3), 2.0 * g / lam)
-    descent_cap = math.sqrt(beta / lam) * first
-    e = worst = first
-    for _ in range(iterations - 1):
-        e = min((0.5 * M + 0.5 * cubic_reg * beta / lam) * e * e / lam, descent_cap)
-        worst = max(worst, e)
+
+    def run(r_first: NewtonRounding | None, r_later: NewtonRounding | None) -> float:
+        e_g = 0.0 if r_first is None else r_first.gradient
+        e_h = 0.0 if r_first is None else r_first.hessian
+        if e_h >= 0.5 * lam:
+            return math.inf
+        add = 0.0 if r_first is None else r_first.addition
+        alpha = cubic_reg * (g + e_g) / (2.0 * (lam - e_h))
+        first = min(_cubic_step(g / lam, alpha, M, lam, r_first), (g + e_g) / (lam - e_h) + g / lam + add)
+        objective = 0.0 if r_later is None else r_later.objective
+        cap = math.sqrt((beta * first * first + 2.0 * (iterations - 1) * (slack + 2.0 * objective)) / lam)
+        e = worst = first
+        for _ in range(iterations - 1):
+            e_g2 = 0.0 if r_later is None else r_later.gradient
+            e_h2 = 0.0 if r_later is None else r_later.hessian
+            if r_later is None:
+                step = (0.5 * M + 0.5 * cubic_reg * beta / lam) * e * e / lam
+            else:
+                step = _cubic_step(e, cubic_reg * (beta * e + e_g2) / (2.0 * (lam - e_h2)), M, lam, r_later)
+            e = min(step, cap)
+            worst = max(worst, e)
+        return worst
+
+    exact = run(None, None)
+    r1 = _step_rounding(n, m, assumptions, precision, g / lam, cubic_reg * g / lam, False)  # α ≤ M_c ĝ/λ
+    value = exact
+    if r1 is not None:
+        radius = assumptions.error_model.radius + 2.0 * exact  # type: ignore[union-attr]  # later iterates
+        alpha_cap = cubic_reg * 2.0 * exact
+        r_later = _step_rounding(n, m, assumptions, precision, exact, alpha_cap, False, radius=radius)
+        value = run(r1, r_later)
     statements += (
         f"cubic regularisation of every step <= {cubic_reg:g}; at most {iterations} steps",
-        "every accepted step does not increase the remaining-data loss",
+        f"every accepted step raises the remaining-data loss by at most {slack:.3g}",
     )
-    return Bound("cubic-newton", worst, "certified", statements, (), g / lam)
+    return _finish("cubic-newton", exact, value, r1, precision, statements, g / lam)
 
 
 def gradient_residual_bound(
@@ -532,6 +724,7 @@ def gradient_residual_bound(
     loss_derivative_bound: float,
     second_derivative_lipschitz: float,
     weight_decay: float,
+    rounding: float | None = None,
 ) -> Bound:
     """Guo et al. (ICML 2020) worst-case gradient residual after removing one point by a Newton step.
 
@@ -539,7 +732,10 @@ def gradient_residual_bound(
     γ-Lipschitz, and objective Σ_i ℓ_i + (λn/2)‖w‖², the residual of the updated model w⁻ on the
     remaining n − 1 points is ‖∇L(w⁻; D')‖ ≤ 4 γ C² / (λ² (n − 1)) (Guo et al., Thm. 1). The remaining
     objective is λ(n − 1)-strongly convex, so ‖w⁻ − argmin L(·; D')‖ ≤ residual / (λ (n − 1)); that
-    distance is ``value``. Feature norms X ≠ 1 scale C by X and γ by X³.
+    distance is ``value``. Feature norms X ≠ 1 scale C by X and γ by X³. ``rounding`` is the
+    floating-point term of the computed step (e.g. from
+    :func:`~certunlearn.certify.rounding.newton_rounding` and Lemma 22); without it the bound is for
+    exact arithmetic and never backs a release.
 
     Example:
         >>> b = gradient_residual_bound(n=101, feature_norm_bound=1.0, loss_derivative_bound=1.0,
@@ -560,4 +756,9 @@ def gradient_residual_bound(
         f"objective sum of losses + (lambda n/2)||w||^2 with lambda = {lam:g}; one point removed",
         f"gradient residual <= {residual:.6g} (Guo et al. 2020, Thm. 1)",
     )
-    return Bound("gradient-residual", residual / (lam * (n - 1)), "certified", statements, (), None)
+    value = residual / (lam * (n - 1))
+    if rounding is None:
+        return Bound("gradient-residual", value, "certified", statements + (_EXACT,), (), None)
+    term = check_positive("rounding", rounding)
+    return Bound("gradient-residual", (value + term) * _FORMULA, "certified",
+                 statements + (f"floating-point term {term:.3g} included (given by the caller)",), (), None, term)

@@ -31,6 +31,7 @@ import numpy as np
 
 from certunlearn.certify.bounds import Assumptions, _as_array, _common_violations, _suffix_products
 from certunlearn.certify.gaussian import gaussian_sigma
+from certunlearn.certify.rounding import Precision, hfocu_rounding
 from certunlearn.errors import ConfigError
 from certunlearn.validation import check_int, check_nonnegative, check_positive
 
@@ -147,6 +148,7 @@ def hfocu_worst_case_sensitivity(
     assumptions: Assumptions,
     order: str = "first",
     projection_radius: float | None = None,
+    precision: Precision | None = None,
 ) -> Callable[[int], float]:
     """Δ̄(m) for HF-OCU, valid wherever the m deleted ids fall (docs/theory.md §3.4 and §8).
 
@@ -160,7 +162,10 @@ def hfocu_worst_case_sensitivity(
     ``Ē(m) = Σ_t η_t min((M/2) D̄_t², (β−λ) D̄_t) P_t + m Σ_epochs max_{t∈epoch} η_t β D̄_t P_t/|B_t|``.
     Needs the Hessian-Lipschitz constant M and no projection.
 
-    Convex losses with η_t ≤ 2/(λ+β) only.
+    Convex losses with η_t ≤ 2/(λ+β) only. With ``precision`` (and an error model in the
+    assumptions) Δ̄(m) adds the floating-point term of docs/theory.md, Theorem 21, evaluated with
+    m_t = min(m, |B_t|) at every step, which dominates every placement (each term is non-decreasing
+    in the counts).
 
     Example:
         >>> a = Assumptions(gradient_bound=1.0, smoothness=1.0)
@@ -212,9 +217,23 @@ def hfocu_worst_case_sensitivity(
         per_epoch = [linear[a:b].max() for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
         return quadratic + m * float(np.sum(per_epoch))
 
+    if precision is not None and assumptions.error_model is None:
+        raise ConfigError("a floating-point worst case needs a rounding model (Assumptions.error_model)")
+
+    def rounding(m: int) -> tuple[float, float]:
+        if precision is None:
+            return 0.0, 0.0
+        terms = hfocu_rounding(
+            lrs=lrs, batch_sizes=sizes, deletion_counts=np.minimum(m, sizes), precision=precision,
+            model=assumptions.error_model, gradient_bound=G, smoothness=beta, strong_convexity=lam,  # type: ignore[arg-type]
+            dim=getattr(assumptions.error_model, "dim", 1), hessian_lipschitz=assumptions.hessian_lipschitz,
+            projection=projection_radius is not None)
+        return terms.first_order(), terms.second_order()
+
     def sensitivity(m: int) -> float:
         c_bar = 1.0 - lrs * lam * (1.0 - np.minimum(m, sizes) / sizes)
-        first = first_order(m, c_bar)
-        return first if order == "first" else min(first, second_order(m, c_bar))
+        r1, r2 = rounding(m)
+        first = first_order(m, c_bar) + r1
+        return first if order == "first" else min(first, second_order(m, c_bar) + r2)
 
     return sensitivity

@@ -69,28 +69,35 @@ def demo(
     out: Annotated[Path, typer.Option(help="Directory for report.json, report.html, report.md and summary.json.")] = Path("certunlearn-demo"),
     epsilon: Annotated[float, typer.Option(help="Epsilon of the certified release.")] = 1.0,
     delta: Annotated[float, typer.Option(help="Delta of the certified release.")] = 1e-5,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 2,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
+    certificate: Annotated[str, typer.Option(help="refine (measured distance to the exact retrain, under a public budget) or worst-case (a priori bound, coupled retrain).")] = "refine",
     seed: Annotated[int, typer.Option(help="Seed of split, schedule, forget set and noise.")] = 0,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal).")] = None,
 ) -> None:
     """Train softmax regression on digits with HF-OCU, forget 1%, certify, audit (MIA-L, MIA-U) and write the compliance report."""
     from certunlearn.demo import DemoSpec, run_demo, write_demo
 
-    spec = DemoSpec(epsilon=epsilon, delta=delta, epochs=epochs, seed=seed)
+    spec = DemoSpec(epsilon=epsilon, delta=delta, epochs=epochs, seed=seed, certificate=certificate)
     with progress_bar(progress) as bar:
         summary = run_demo(spec, progress=bar)
     path = write_demo(summary, out)
-    cert, dist, acc = summary["certificate"], summary["distance_to_coupled_retrain"], summary["accuracy"]
+    cert, dist, acc = summary["certificate"], summary["distance_to_reference"], summary["accuracy"]
+    reference = {"erm": "exact retrain", "coupled-sgd": "coupled retrain"}.get(cert["reference"], "reference")
+    if cert["certified"]:
+        line = f"certificate: certified ({cert['certificate']}, reference: {reference}) Delta={cert['sensitivity']:.4g} "
+        if cert["measured_bound"] is not None:
+            line += f"(measured bound {cert['measured_bound']:.3g} <= public budget) "
+        line += f"sigma={cert['sigma']:.4g} epsilon={cert['epsilon']:g} delta={cert['delta']:g}"
+    else:
+        line = f"certificate: {cert['status']}: {'; '.join(cert['reasons'][:2])}"
     typer.echo(
         f"trained softmax regression on {summary['data']['name']} "
-        f"(n={summary['data']['n_train']}, d={summary['model']['parameters']}) with HF-OCU statistics "
-        f"in {summary['training']['precompute_seconds']:.1f}s\n"
-        f"forgot {summary['forget']['count']} samples in {summary['forget']['deletion_seconds'] * 1e3:.2f} ms\n"
-        f"certificate: {cert['status']}  Delta={cert['sensitivity']:.4g}  sigma={cert['sigma']:.4g} "
-        f"(noise-only release would need sigma={cert['noise_only_sigma']:.4g})  "
-        f"epsilon={cert['epsilon']:g} delta={cert['delta']:g}\n"
-        f"distance to coupled retrain: no unlearning {dist['no_unlearning']:.3g}, "
-        f"HF-OCU (noiseless) {dist['hfocu_noiseless']:.3g}\n"
+        f"(n={summary['data']['n_train']}, d={summary['model']['parameters']}) with HF-OCU statistics for "
+        f"{summary['training']['tracked']} ids in {summary['training']['precompute_seconds']:.1f}s\n"
+        f"forgot {summary['forget']['count']} samples in {summary['forget']['deletion_seconds'] * 1e3:.1f} ms\n"
+        f"{line}\n"
+        f"distance to the {reference}: no unlearning {dist['no_unlearning']:.3g}, "
+        f"unlearned (noiseless) {dist['noiseless']:.3g}\n"
         f"test accuracy: trained {acc['trained']['test']:.3f}, retrained {acc['retrained']['test']:.3f}, "
         f"unlearned noiseless {acc['unlearned_noiseless']['test']:.3f}, released {acc['released']['test']:.3f}\n"
         f"audit verdict: {summary['verdict']['status']} "
@@ -128,6 +135,7 @@ def capacity(
     grid: Annotated[str, typer.Option(help="Deletion counts tried empirically, comma-separated.")] = "1,2,5,10,20,50,100,200,500,1000",
     repeats: Annotated[int, typer.Option(help="Noise draws per m in the empirical capacity.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of split, schedule, deletion sets and noise.")] = 0,
+    certificate: Annotated[str, typer.Option(help="refine (public budget, exact retrain) or worst-case (a priori bound).")] = "refine",
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a summary.")] = False,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal).")] = None,
 ) -> None:
@@ -138,18 +146,21 @@ def capacity(
         dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         clip_norm=clip_norm, epsilon=epsilon, delta=delta, risk_tolerance=risk_tolerance,
         accuracy_tolerance=accuracy_tolerance, m_max=m_max, grid=_parse_grid(grid), repeats=repeats,
-        seed=seed,
+        seed=seed, certificate=certificate,
     )
     with progress_bar(progress) as bar:
         out = run_capacity(spec, progress=bar)
     if json_output:
         emit_json(out)
         return
-    proven, empirical = out["proven"], out["empirical"]
+    proven, empirical, worst = out["proven"], out["empirical"], out["proven_worst_case"]
     lines = [
-        f"proven deletion capacity: {proven['capacity']} (expected excess risk <= {spec.risk_tolerance:g} "
-        f"at epsilon={epsilon:g}, delta={delta:g}; d={out['data']['parameters']})",
+        f"proven deletion capacity ({proven['certificate']}): {proven['capacity']} (expected excess risk <= "
+        f"{spec.risk_tolerance:g} at epsilon={epsilon:g}, delta={delta:g}; d={out['data']['parameters']}; "
+        f"m_max={min(spec.m_max, out['data']['n_train'] - 1)})",
     ]
+    if proven["certificate"] != "worst-case":
+        lines.append(f"  worst-case certificate instead: {worst['capacity']}")
     if proven["curve"]:
         first = proven["curve"][0]
         lines.append(f"  m=1: Delta={first['sensitivity']:.4g} sigma={first['sigma']:.4g} "
@@ -215,6 +226,8 @@ def forget(
     epsilon: Annotated[float | None, typer.Option(help="Epsilon of a noisy release (with --delta).")] = None,
     delta: Annotated[float | None, typer.Option(help="Delta of a noisy release.")] = None,
     noise_sensitivity: Annotated[float | None, typer.Option(help="User-chosen sensitivity for noise when uncertified.")] = None,
+    certificate: Annotated[str | None, typer.Option(help="refine (default for logreg with weight decay: Newton refinement measured against the exact retrain) or worst-case (a priori bound).")] = None,
+    sensitivity_budget: Annotated[float | None, typer.Option(help="Public budget Delta_b of a refine release (default: the budget rule, needs --feature-norm-bound).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise and of minibatches.")] = 0,
     out: Annotated[Path, typer.Option(help="Output directory (released.pt, forget.json).")] = Path("certunlearn-forget"),
     save_noiseless: Annotated[bool, typer.Option("--save-noiseless", help="Also write the private noiseless weights.")] = False,
@@ -228,14 +241,17 @@ def forget(
         model_args=_parse_options(model_arg, "--model-arg"), method_args=_parse_options(option, "--option"),
         weight_decay=weight_decay, loss=loss, feature_norm_bound=feature_norm_bound,
         optimality_gap=optimality_gap, epsilon=epsilon, delta=delta, noise_sensitivity=noise_sensitivity,
-        seed=seed, out=str(out), save_noiseless=save_noiseless,
+        seed=seed, out=str(out), save_noiseless=save_noiseless, certificate=certificate,
+        sensitivity_budget=sensitivity_budget,
     )
     summary = run_forget(spec)
     if json_output:
         emit_json(summary)
         return
     res = summary["result"]
-    cert = (f"certified (Delta={res['sensitivity']:.4g}, sigma={res['sigma']:.4g})" if res["certified"]
+    measured = f", measured bound {res['measured_bound']:.3g}" if res.get("measured_bound") is not None else ""
+    cert = (f"certified ({res['certificate']}, reference {res['reference']}: Delta={res['sensitivity']:.4g}"
+            f"{measured}, sigma={res['sigma']:.4g})" if res["certified"]
             else "uncertified: " + "; ".join(res["reasons"][:2]))
     typer.echo(
         f"{res['method']}: forgot {len(res['request_ids'])} ids in {res['elapsed_s']:.3g}s; "

@@ -422,12 +422,36 @@ def _ledger_events(ledger: object) -> list[dict[str, Any]] | None:
 _CERTIFICATE_KEYS = ("method", "status", "certified", "sensitivity", "assumptions", "reasons", "epsilon",
                      "delta", "sigma", "calibration", "noise_only_sigma", "cumulative_deletions",
                      "request_ids", "request_deletions", "elapsed_s", "accountant", "adjacency",
-                     "noise_seed", "composition", "ledger", "sensitivity_kind")
+                     "noise_seed", "composition", "ledger", "sensitivity_kind", "reference", "certificate",
+                     "sensitivity_budget", "measured_bound")
+_REFINEMENT_KEYS = ("path", "steps", "hvps", "passes", "seconds", "start_bound", "rounding", "bound_kind",
+                    "preconditioner")
+_REFERENCE_NAMES = {"erm": "the exact retrain (the minimiser of the regularised risk on the remaining records)",
+                    "coupled-sgd": "the coupled retrain (the recorded schedule replayed without them)"}
+
+
+def _refinement(raw: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``refine_*`` figures of a result as the report's refinement record (None without them)."""
+    if not any(f"refine_{k}" in raw for k in _REFINEMENT_KEYS):
+        return None
+    out: dict[str, Any] = {}
+    for key in _REFINEMENT_KEYS:
+        value = raw.get(f"refine_{key}")
+        if key in ("steps", "hvps", "passes"):
+            out[key] = _opt_int(key, value) or 0
+        elif key in ("path", "bound_kind", "preconditioner"):
+            out[key] = _opt_str(key, value)
+        else:
+            out[key] = _opt_float(key, value)
+    out["seconds"] = out["seconds"] or 0.0
+    if out["path"] not in ("refined", "retrained", "refused"):
+        raise ConfigError(f"refinement path must be refined, retrained or refused, got {out['path']!r}")
+    return out
 
 
 def _certificate_section(certificate: object, request_count: int) -> dict[str, Any]:
     raw = _mapping("certificate", certificate)
-    extras = {k: v for k, v in raw.items() if k not in _CERTIFICATE_KEYS}
+    extras = {k: v for k, v in raw.items() if k not in _CERTIFICATE_KEYS and not k.startswith("refine_")}
     for key, value in extras.items():
         if value is not None and not isinstance(value, (bool, int, float, str, np.number)):
             raise ConfigError(f"unknown certificate key {key!r} with a non-scalar value; allowed keys: "
@@ -455,8 +479,24 @@ def _certificate_section(certificate: object, request_count: int) -> dict[str, A
     cumulative = request_deletions if cumulative is None else cumulative
     reasons = _strings("reasons", raw.get("reasons"))
     calibration = str(raw.get("calibration") or "none")
-    if certified:
-        summary = (f"certified: the {method} update is within sensitivity {sensitivity:.4g} of retraining "
+    reference = str(raw.get("reference") or ("coupled-sgd" if method == "hfocu" else "none"))
+    if reference not in ("erm", "coupled-sgd", "none"):
+        raise ConfigError(f"certificate reference must be erm, coupled-sgd or none, got {reference!r}")
+    kind = _opt_str("certificate", raw.get("certificate"))
+    if kind not in (None, "refine", "worst-case"):
+        raise ConfigError(f"certificate kind must be refine or worst-case, got {kind!r}")
+    budget = _opt_float("sensitivity_budget", raw.get("sensitivity_budget"))
+    measured = _opt_float("measured_bound", raw.get("measured_bound"))
+    if certified and kind == "refine" and (budget is None or measured is None or measured > budget):
+        raise ConfigError("a certified refine release needs its budget and a measured bound within it")
+    target = _REFERENCE_NAMES.get(reference, "retraining")
+    if certified and kind == "refine":
+        summary = (f"certified: the noiseless part of the release was measured within {measured:.3g} of {target} "
+                   f"without the {cumulative} deleted record(s), inside the public budget {budget:.4g}; Gaussian noise "
+                   f"sigma={sigma:.4g} calibrated to that budget ({calibration} calibration) makes the release "
+                   f"({epsilon:g}, {delta:g})-indistinguishable from that retrain")
+    elif certified:
+        summary = (f"certified: the {method} update is within sensitivity {sensitivity:.4g} of {target} "
                    f"without the {cumulative} deleted record(s) under the stated assumptions, and Gaussian noise "
                    f"sigma={sigma:.4g} ({calibration} calibration) makes the release "
                    f"({epsilon:g}, {delta:g})-indistinguishable from that retrain")
@@ -488,6 +528,11 @@ def _certificate_section(certificate: object, request_count: int) -> dict[str, A
         "elapsed_seconds": _opt_float("elapsed_s", raw.get("elapsed_s")),
         "extras": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in sorted(extras.items())},
         "ledger": _ledger_events(raw.get("ledger")),
+        "reference": reference,
+        "certificate_kind": kind,
+        "sensitivity_budget": budget,
+        "measured_bound": measured,
+        "refinement": _refinement(raw),
     }
 
 

@@ -17,8 +17,8 @@ where it is installed).
 Example:
     >>> schema = load_schema()
     >>> schema["properties"]["schema_version"]["const"]
-    1
-    >>> first_error({"schema_version": 1}, schema)
+    2
+    >>> first_error({"schema_version": 2}, schema)
     "$: missing required key 'kind'"
 """
 
@@ -50,10 +50,11 @@ __all__ = [
     "validate_report",
 ]
 
-SCHEMA_VERSION = 1
-"""Version of the schema :func:`~certunlearn.report.build.build_report` writes."""
+SCHEMA_VERSION = 2
+"""Version of the schema :func:`~certunlearn.report.build.build_report` writes (2: the certificate
+gains its reference, kind, public budget, measured bound and refinement; docs/report.md)."""
 
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (1, 2)
 """Schema versions this release can validate and render."""
 
 SUPPORTED_KEYWORDS = frozenset({

@@ -19,6 +19,8 @@ from certunlearn.errors import ConfigError
 from certunlearn.validation import register
 
 __all__ = [
+    "CERTIFICATES",
+    "REFERENCES",
     "UNLEARNERS",
     "UnlearnResult",
     "Unlearner",
@@ -28,6 +30,15 @@ __all__ = [
     "get_unlearner",
     "register_unlearner",
 ]
+
+
+CERTIFICATES = ("refine", "worst-case")
+"""``refine``: a measured bound against the exact retrain, released under a public budget
+(docs/theory.md §10); ``worst-case``: an a priori bound computed from public constants, no data pass."""
+
+REFERENCES = ("erm", "coupled-sgd", "none")
+"""What a certificate compares the release with: ``erm`` the exact minimiser of the remaining-data
+objective, ``coupled-sgd`` the coupled retrain on the recorded schedule, ``none`` no certificate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +54,7 @@ class UnlearnResult:
         sigma: Noise standard deviation σ actually added (0.0 when none).
         sensitivity: Δ the noise is calibrated to; ``None`` when no bound applies.
         certified: True only when Δ comes from a bound whose assumptions hold (then
-            ‖params_noiseless − coupled retrain‖ ≤ Δ and the release is (ε, δ)-certified).
+            ‖params_noiseless − reference‖ ≤ Δ and the release is (ε, δ)-certified).
         status: ``certified``, ``conditional`` or ``uncertified``.
         assumptions: Statements the certificate relies on.
         reasons: Why the release is not certified (empty when it is).
@@ -54,6 +65,14 @@ class UnlearnResult:
             assumptions (what unlearning is compared with), when defined.
         elapsed_s: Wall time of the unlearning step, noise included.
         extras: Method-specific figures (step norms, acceptance ratios ...).
+        reference: ``erm`` (the exact minimiser of the remaining-data objective
+            F_R = (1/|R|) Σ_{i∈R} [loss_i + (λ/2)‖θ‖²]), ``coupled-sgd`` (the full-batch-normalised
+            coupled retrain) or ``none``: what ``sensitivity`` measures the distance to.
+        certificate: ``refine`` (measured bound under a public budget) or ``worst-case``.
+        sensitivity_budget: The public budget Δ_b σ is calibrated to (``refine``; then
+            ``sensitivity`` equals it).
+        measured_bound: The data-dependent bound on ‖params_noiseless − reference‖ (``refine``); a
+            private diagnostic like ``params_noiseless``, ≤ the budget when certified.
     """
 
     method: str
@@ -73,12 +92,25 @@ class UnlearnResult:
     noise_only_sigma: float | None = None
     elapsed_s: float = 0.0
     extras: dict[str, Any] = field(default_factory=dict)
+    reference: str = "none"
+    certificate: str = "worst-case"
+    sensitivity_budget: float | None = None
+    measured_bound: float | None = None
 
     def __post_init__(self) -> None:
         if self.sigma < 0 or not math.isfinite(self.sigma):
             raise ConfigError(f"sigma must be finite and >= 0, got {self.sigma!r}")
         if self.certified and (self.sensitivity is None or self.status != "certified"):
             raise ConfigError("a certified result needs a sensitivity and status 'certified'")
+        if self.certified and not (self.sigma > 0 and self.reference != "none"):
+            raise ConfigError("a certified release needs sigma > 0 and a reference")
+        if self.reference not in REFERENCES or self.certificate not in CERTIFICATES:
+            raise ConfigError(f"reference must be one of {list(REFERENCES)} and certificate one of "
+                              f"{list(CERTIFICATES)}, got {self.reference!r}, {self.certificate!r}")
+        if self.certified and self.certificate == "refine" and not (
+                self.measured_bound is not None and self.sensitivity_budget is not None
+                and self.measured_bound <= self.sensitivity_budget == self.sensitivity):
+            raise ConfigError("a refine certificate needs measured_bound <= sensitivity_budget = sensitivity")
         if set(self.params_noiseless) != set(self.params_released):
             raise ConfigError("noiseless and released parameters must have the same keys")
 
@@ -96,6 +128,10 @@ class UnlearnResult:
             "delta": self.delta,
             "calibration": self.calibration,
             "noise_only_sigma": self.noise_only_sigma,
+            "reference": self.reference,
+            "certificate": self.certificate,
+            "sensitivity_budget": self.sensitivity_budget,
+            "measured_bound": self.measured_bound,
             "assumptions": list(self.assumptions),
             "reasons": list(self.reasons),
             "elapsed_s": self.elapsed_s,

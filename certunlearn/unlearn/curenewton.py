@@ -16,9 +16,12 @@ g and the HVPs come from all remaining data, or from a seeded minibatch per iter
 (``batch_size``, the stochastic variant for large data; the acceptance test always uses all remaining
 data). The subproblem is solved exactly (dense H) or by Lanczos (HVPs only).
 
-Certificates: only for strongly convex objectives with public constants, a declared optimality gap,
-full-batch g and H, and the exact solver (docs/theory.md, Theorem 15); otherwise the result is
-uncertified (and may still carry user-chosen noise).
+Certificates: by refinement (the default for softmax regression with weight decay: the output is the
+start of Newton steps on F_R until the measured distance to its minimiser is within the public budget,
+docs/theory.md §10), or worst case: only for strongly convex objectives with public constants, a
+declared optimality gap, full-batch g and H, and the exact solver, whose steps are then taken by a
+Cholesky solve at the solver's multiplier (docs/theory.md, Theorem 15 and Lemma 22); otherwise the
+result is uncertified (and may still carry user-chosen noise).
 
 Example:
     >>> from certunlearn.models import LogisticRegression
@@ -31,12 +34,13 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from certunlearn.autodiff.cubic import CubicCache, solve_cubic
+from certunlearn.autodiff.cubic import CubicCache, CubicStep, cubic_model, solve_cubic
 from certunlearn.certify.bounds import Assumptions, Bound, cubic_newton_bound
 from certunlearn.unlearn.base import register_unlearner
 from certunlearn.unlearn.posthoc import PostHocUnlearner
@@ -46,6 +50,21 @@ __all__ = ["CureNewton"]
 
 _GROWTH = 2.0
 _EXACT_MAX_DIM = 2000
+_SLACK_CAP = 1e-9  # largest rise of the retained loss an accepted step may show (public: the bound uses it)
+
+
+def _cholesky_step(step: CubicStep, g: Tensor, H: Tensor, hvp: Any, M: float) -> tuple[CubicStep, str | None]:
+    """The certified step: d = −(H + αI)⁻¹g by a Cholesky solve at the solver's α (a bounded backward
+    error, docs/theory.md Lemma 22), and the check α ≤ (M/2)‖d‖ that the bound's cap on α relies on."""
+    eye = torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
+    factor, info = torch.linalg.cholesky_ex(0.5 * (H + H.T) + step.alpha * eye)
+    if int(info) != 0:
+        return step, "H + alpha I is not numerically positive definite: the step's rounding is unbounded"
+    d = -torch.cholesky_solve(g.unsqueeze(1), factor).squeeze(1)
+    problem = None
+    if step.alpha > 0.5 * M * float(d.norm()) * (1 + 1e-6) + 1e-300:
+        problem = "the cubic multiplier exceeds (M/2)||d||: the secular equation was not solved"
+    return replace(step, step=d, model_decrease=-cubic_model(g, hvp, M, d), hvp_count=step.hvp_count + 1), problem
 
 
 class CureNewton(PostHocUnlearner):
@@ -122,7 +141,8 @@ class CureNewton(PostHocUnlearner):
 
     def _method_bound(self, m: int, assumptions: Assumptions, gap: float) -> Bound | None:
         return cubic_newton_bound(n=self.n, m=m, assumptions=assumptions, cubic_reg=self.max_cubic_reg(),
-                                  iterations=self.iterations, optimality_gap=gap)
+                                  iterations=self.iterations, optimality_gap=gap, acceptance_slack=_SLACK_CAP,
+                                  precision=self.precision_)
 
     # ------------------------------------------------------------------ the steps
     def _estimates(self, theta: Tensor, keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Any, Tensor | None]:
@@ -148,6 +168,7 @@ class CureNewton(PostHocUnlearner):
         loss_before = float(self.objective(theta, keep))
         accepted = trials = hvps = 0
         history: list[dict[str, float | bool]] = []
+        uncertain: set[str] = set()
         stop = False
         f0 = loss_before
         for _ in range(self.iterations):
@@ -158,12 +179,16 @@ class CureNewton(PostHocUnlearner):
             while True:
                 step = solve_cubic(g, hvp, M, method=self.method_, hessian=H, cache=cache,
                                    max_krylov_dim=self.max_krylov_dim, tol=self.krylov_tol)
+                if certifying and H is not None and self.certificate_ == "worst-case":
+                    step, problem = _cholesky_step(step, g, H, hvp, M)
+                    if problem:
+                        uncertain.add(problem)
                 hvps += step.hvp_count
                 trials += 1
                 predicted = -step.model_decrease  # m(d) ≤ 0
                 f_trial = float(self.objective(theta + step.step, keep))
                 actual = f_trial - f0
-                slack = 1e-12 * max(1.0, abs(f0))
+                slack = min(1e-12 * max(1.0, abs(f0)), _SLACK_CAP)
                 majorised = certifying and lipschitz is not None and M >= lipschitz
                 ok = actual <= predicted + slack or (majorised and actual <= slack)
                 history.append({"cubic_reg": M, "predicted_change": predicted, "actual_change": actual,
@@ -190,6 +215,7 @@ class CureNewton(PostHocUnlearner):
             reasons.append("the Lanczos solution of the cubic subproblem is approximate")
         if accepted == 0:
             reasons.append("no cubic step was accepted: the model is returned unchanged")
+        reasons.extend(sorted(uncertain))
         largest = max((float(h["cubic_reg"]) for h in history if h["accepted"]), default=0.0)
         if certifying and largest > self.max_cubic_reg() * (1 + 1e-12):
             reasons.append("the adaptive M exceeded the public cap of the bound")

@@ -1,9 +1,17 @@
 """HF-OCU: Hessian-Free Online Certified Unlearning (Qiao, Zhang, Tang, Wei, ICLR 2025).
 
 ``fit`` trains by deterministic mini-batch SGD while :class:`HFOCURecorder` keeps one approximator a_u
-per tracked sample; ``forget(U)`` returns w̄ = w_T + Σ_{u∈U} a_u (a vector addition, exact additivity:
-Theorem 1 of the paper) and releases w̄ + N(0, σ²I) with σ calibrated to a proven bound
-Δ ≥ ‖w̄ − w^{-U}_T‖ against the coupled full-batch-normalised retrain (docs/theory.md).
+per tracked sample; ``forget(U)`` computes w̄ = w_T + Σ_{u∈U} a_u (a vector addition, exact additivity:
+Theorem 1 of the paper) and releases a certified noisy model by one of two certificates:
+
+* ``certificate="refine"`` (the default for softmax regression with weight decay): Newton steps on the
+  remaining-data objective from a start computed at fit time (one Newton step from the training ERM;
+  or w̄ itself, ``RefineOptions(start="update")``) until the measured distance to the exact retrain
+  argmin F_R is within the public budget Δ_b; the release is that candidate + N(0, σ(Δ_b)²I)
+  (``reference == "erm"``; docs/theory.md §10);
+* ``certificate="worst-case"``: w̄ + N(0, σ²I) with σ calibrated to an a priori bound
+  Δ ≥ ‖w̄ − w^{-U}_T‖ against the coupled full-batch-normalised retrain, rounding included, no data
+  pass (``reference == "coupled-sgd"``; docs/theory.md §3, §9).
 
 Online use: successive requests accumulate into the cumulative deleted set; every release draws fresh
 noise calibrated to the cumulative set, and noise is never stacked on an earlier release.
@@ -17,8 +25,11 @@ Example:
     >>> cfg = SGDConfig(epochs=3, batch_size=8, lr=0.5, weight_decay=0.05, seed=0)
     >>> hf = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).fit(X, y)
     >>> res = hf.forget([3, 17], epsilon=1.0, delta=1e-5, generator=torch.Generator().manual_seed(0))
-    >>> res.certified, res.sigma > 0, sorted(res.params_released) == sorted(hf.params)
-    (True, True, True)
+    >>> res.certified, res.reference, res.measured_bound <= res.sensitivity == res.sensitivity_budget
+    (True, 'erm', True)
+    >>> hf2 = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0, certificate="worst-case").fit(X, y)
+    >>> hf2.forget([3, 17], epsilon=1.0, delta=1e-5).reference
+    'coupled-sgd'
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from dataclasses import asdict, replace
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -43,6 +55,8 @@ from certunlearn.certify.bounds import (
     softmax_regression_assumptions,
 )
 from certunlearn.certify.ledger import Ledger
+from certunlearn.certify.refine import DEFAULT_RISK_TOLERANCE
+from certunlearn.certify.rounding import Precision, sgd_trajectory_error
 from certunlearn.errors import (
     AssumptionError,
     ConfigError,
@@ -62,7 +76,14 @@ from certunlearn.unlearn.base import (
     gaussian_noise_like,
     register_unlearner,
 )
+from certunlearn.unlearn.certificate import (
+    RefineCertifier,
+    precision_of,
+    refine_extras,
+    resolve_certificate,
+)
 from certunlearn.unlearn.recorder import HFOCURecorder
+from certunlearn.unlearn.refine import ErmObjective, RefineOptions
 from certunlearn.unlearn.release import make_release
 from certunlearn.unlearn.store import STORAGE_DTYPES, StatisticsStore
 from certunlearn.validation import check_choice, check_open_unit, check_positive
@@ -97,6 +118,14 @@ class HFOCU(Unlearner):
         ledger: Optional :class:`~certunlearn.certify.ledger.Ledger`; each ``forget`` is checked
             against its policy before anything is released and recorded after (with SHA-256 digests
             of the model before and after, which costs O(d) hashing per request).
+        certificate: ``refine``, ``worst-case``, or None: ``refine`` wherever it applies (softmax
+            regression with weight decay > 0, or declared constants with an error model), else
+            ``worst-case``.
+        sensitivity_budget: Public budget Δ_b of refine releases (a request may override it); None:
+            the default rule (:func:`~certunlearn.certify.refine.default_sensitivity_budget`), which
+            needs a public ``feature_norm_bound``.
+        risk_tolerance: τ of the default budget rule.
+        refine: :class:`~certunlearn.unlearn.refine.RefineOptions` (steps, preconditioner, start).
     """
 
     name = "hfocu"
@@ -116,9 +145,22 @@ class HFOCU(Unlearner):
         block_rows: int | None = None,
         vmap_chunk: int | None = None,
         ledger: Ledger | None = None,
+        certificate: str | None = None,
+        sensitivity_budget: float | None = None,
+        risk_tolerance: float = DEFAULT_RISK_TOLERANCE,
+        refine: RefineOptions | None = None,
     ) -> None:
         if not isinstance(config, SGDConfig):
             raise ConfigError(f"config must be an SGDConfig, got {type(config).__name__}")
+        if certificate is not None:
+            check_choice("certificate", certificate, ("refine", "worst-case"))
+        self.certificate = certificate
+        self.sensitivity_budget = (
+            None if sensitivity_budget is None else check_positive("sensitivity_budget", sensitivity_budget))
+        self.risk_tolerance = check_positive("risk_tolerance", risk_tolerance)
+        if refine is not None and not isinstance(refine, RefineOptions):
+            raise ConfigError(f"refine must be RefineOptions, got {type(refine).__name__}")
+        self.refine = refine or RefineOptions()
         self.model = model
         self.config = config
         self.track_ids = None if track_ids is None else list(track_ids)
@@ -159,7 +201,7 @@ class HFOCU(Unlearner):
         self.precompute_seconds_ = time.perf_counter() - started
         if fm.chain is not None:
             fm.chain.clear_workspace()  # the HVP scratch space is not needed after recording
-        self._set_fitted(fm, theta, schedule, store, self._resolve_assumptions(fm, X))
+        self._set_fitted(fm, theta, schedule, store, self._resolve_assumptions(fm, X), X=X, y=y)
         return self
 
     def _set_fitted(
@@ -170,6 +212,10 @@ class HFOCU(Unlearner):
         store: StatisticsStore,
         assumptions: tuple[Assumptions | None, tuple[str, ...]],
         deleted: Iterable[int] = (),
+        *,
+        X: Tensor,
+        y: Tensor | None,
+        anchor: Tensor | None = None,
     ) -> None:
         self.fm_ = fm
         self.theta_ = theta
@@ -184,6 +230,43 @@ class HFOCU(Unlearner):
         if deleted:
             self.sum_a_ = store.sum_rows(store.rows_of(deleted), dtype=fm.dtype, device=fm.device)
             self.counts_ = self.index_.deletion_counts(deleted)
+        self.released_noiseless_: Tensor | None = None
+        self.precision_ = precision_of(fm.dtype, fm.device, storage=store.storage_dtype)
+        a = self.assumptions_
+        self.trajectory_error_ = None
+        if a is not None and a.convex and a.error_model is not None:  # the worst-case bounds' rounding (§9)
+            self.trajectory_error_ = sgd_trajectory_error(
+                lrs=self.index_.lrs, batch_sizes=self.index_.batch_sizes, precision=self.precision_,
+                model=a.error_model, gradient_bound=a.gradient_bound, dim=fm.dim,
+                projection=self.config.projection_radius is not None)
+        self._set_certificate(fm, theta, X, y, anchor)
+
+    def _set_certificate(self, fm: FunctionalModel, theta: Tensor, X: Tensor, y: Tensor | None,
+                         anchor: Tensor | None) -> None:
+        """Resolve the certificate; for ``refine``, keep the data and solve (or reuse) the ERM anchor."""
+        if y is None:
+            objective, problem = None, "the training labels were not given (HFOCU.load(..., y=...))"
+        else:
+            objective, problem = ErmObjective.build(fm.module, X, y, weight_decay=self.config.weight_decay,
+                                                    loss=self.config.loss, assumptions=self.assumptions)
+        self.certificate_ = resolve_certificate(self.certificate, problem)
+        self.certifier_: RefineCertifier | None = None
+        if self.certificate_ != "refine" or objective is None:
+            return
+        started = time.perf_counter()
+        if anchor is None:  # argmin F_S over all rows, from the trained model (a start for every request)
+            solver = RefineCertifier(objective, reference=theta, dtype=torch.float64,
+                                     options=replace(self.refine, fallback=False))
+            anchor = solver.refiner.solve(theta)
+        anchor = anchor.to(device=objective.X.device, dtype=torch.float64)
+        self.anchor_ = anchor
+        self.anchor_gradient_ = objective.fm.objective_grad(
+            anchor, objective.X, objective.y, normalizer=objective.n, weight_decay=objective.weight_decay).detach()
+        self.certifier_ = RefineCertifier(objective, reference=anchor, dtype=fm.dtype, options=self.refine,
+                                          sensitivity_budget=self.sensitivity_budget,
+                                          risk_tolerance=self.risk_tolerance, calibration=self.calibration)
+        _ = self.certifier_.refiner.preconditioner_kind  # factorise now, not in the first request
+        self.anchor_seconds_ = time.perf_counter() - started
 
     def _resolve_assumptions(self, fm: FunctionalModel, X: Tensor) -> tuple[Assumptions | None, tuple[str, ...]]:
         if self.assumptions is not None:
@@ -213,6 +296,8 @@ class HFOCU(Unlearner):
                 projection_radius=self.config.projection_radius,
                 init_norm=float(fm.theta0.norm()),
                 source=source,
+                features=int(X.flatten(1).shape[1]),
+                classes=int(self.model.linear.out_features),
             )
         except AssumptionError as exc:
             return None, (str(exc),)
@@ -248,7 +333,8 @@ class HFOCU(Unlearner):
         return self.store_.nbytes
 
     def bound(self, ids: Iterable[int]) -> Bound | None:
-        """The Δ bound for forgetting ``ids`` (on top of those already forgotten); None if no assumptions."""
+        """The worst-case Δ bound for forgetting ``ids`` (on top of those already forgotten), rounding
+        included; None if no assumptions. (The refine certificate is measured at ``forget`` time.)"""
         self._check_fitted()
         if self.assumptions_ is None:
             return None
@@ -264,8 +350,10 @@ class HFOCU(Unlearner):
             deletion_counts=counts,
             assumptions=self.assumptions_,
             clip_norm=self.config.clip_norm,
+            precision=self.precision_,
+            trajectory_error=self.trajectory_error_,
         )
-        bound = coupled_sgd_bound(**common)
+        bound = coupled_sgd_bound(**common, projection=self.config.projection_radius is not None)
         if bound.certified and self.assumptions_.hessian_lipschitz is not None:
             second = second_order_sgd_bound(**common, projection_radius=self.config.projection_radius)
             if second.certified and second.value <= bound.value:
@@ -309,6 +397,7 @@ class HFOCU(Unlearner):
         generator: torch.Generator | None = None,
         request_id: str | None = None,
         dry_run: bool = False,
+        sensitivity_budget: float | None = None,
     ) -> UnlearnResult:
         """Forget ``ids`` and release a noisy model certified for the cumulative deleted set.
 
@@ -320,9 +409,14 @@ class HFOCU(Unlearner):
             request_id: Identifier recorded in the ledger (default: ``request-<k>``).
             dry_run: Compute the release but change nothing (no state update, no ledger entry):
                 for what-if questions such as the empirical deletion capacity.
+            sensitivity_budget: Public budget Δ_b of this release (refine certificate); overrides the
+                unlearner's and the default rule.
 
         Returns:
             :class:`UnlearnResult`. On any error nothing changes.
+
+        Raises:
+            RefinementRefused: (refine) the measured bound stayed above the budget; nothing released.
         """
         self._check_fitted()
         epsilon = check_positive("epsilon", epsilon)
@@ -339,21 +433,52 @@ class HFOCU(Unlearner):
         sum_a = self.sum_a_ + self.store_.sum_rows(rows, dtype=fm.dtype, device=fm.device)
         noiseless = self.theta_ + sum_a
         counts = self.counts_ + self.index_.deletion_counts(request)
-        result = make_release(
-            method=self.name, request=request, previous=self.deleted_, noiseless=noiseless,
-            bound=self._bound_from_counts(counts), problems=self.assumption_problems_,
-            epsilon=epsilon, delta=delta, state=self._state, noise_sensitivity=self.noise_sensitivity,
-            calibration=self.calibration, generator=generator, ledger=self.ledger, dry_run=dry_run,
-            request_id=request_id, started=started,
-            model_before=None if self.ledger is None else self.theta_ + self.sum_a_,
+        cumulative = self.deleted_ + tuple(request)
+        common: dict[str, Any] = dict(
+            method=self.name, request=request, previous=self.deleted_, epsilon=epsilon, delta=delta,
+            state=self._state, noise_sensitivity=self.noise_sensitivity, calibration=self.calibration,
+            generator=generator, ledger=self.ledger, dry_run=dry_run, request_id=request_id, started=started,
             standard_noise=getattr(self, "prefetched_noise_", None),
         )
+        previous = self.released_noiseless_ if self.released_noiseless_ is not None else self.theta_ + self.sum_a_
+        if self.certificate_ == "refine":
+            theta, bound, budget, outcome = self._refine(noiseless, sorted(cumulative), epsilon, delta,
+                                                         sensitivity_budget)
+            extras = refine_extras(outcome, self.certifier_.refiner.preconditioner_kind)  # type: ignore[union-attr]
+            extras["hfocu_update_distance"] = float((theta.to(noiseless.dtype) - noiseless).norm())
+            result = make_release(
+                **common, noiseless=theta, bound=bound, problems=(), extras=extras,
+                model_before=None if self.ledger is None else previous, reference="erm",
+                certificate="refine", sensitivity_budget=budget,
+                measured_bound=None if outcome is None else outcome.bound.value)
+        else:
+            theta = noiseless
+            result = make_release(
+                **common, noiseless=noiseless, bound=self._bound_from_counts(counts),
+                problems=self.assumption_problems_, model_before=None if self.ledger is None else previous,
+                reference="coupled-sgd", certificate="worst-case")
         if dry_run:
             return result
         self.prefetched_noise_ = None  # a prefetched draw serves one release only
-        cumulative = self.deleted_ + tuple(request)
         self.deleted_, self.sum_a_, self.counts_ = cumulative, sum_a, counts
+        self.released_noiseless_ = theta
         return result
+
+    def _refine(self, update: Tensor, cumulative: list[int], epsilon: float, delta: float,
+                budget: float | None) -> tuple[Tensor, Bound, float, Any]:
+        """The refine certificate for the cumulative deleted set (docs/theory.md §10)."""
+        certifier = self.certifier_
+        assert certifier is not None  # set with certificate_ == "refine"
+        if self.refine.start == "anchor":
+            index = torch.as_tensor(cumulative, dtype=torch.long, device=self.anchor_.device)
+            start = certifier.refiner.newton_start(self.anchor_, self.anchor_gradient_, index,
+                                                   self.schedule_.n_samples - len(cumulative))
+        else:
+            start = update
+        public = None if self.assumption_problems_ else self.assumptions_
+        return certifier.certify(start, cumulative, epsilon=epsilon, delta=delta, assumptions=public,
+                                 request_budget=budget, fallback_start=self.anchor_,
+                                 unit_roundoff=self.precision_.u)
 
     def _state(self, theta: Tensor) -> dict[str, Tensor]:
         # views, not FunctionalModel.state_dict's copies: forget is the latency-critical path
@@ -371,6 +496,8 @@ class HFOCU(Unlearner):
         torch.save(self.fm_.state_dict(self.fm_.theta0), directory / "initial_params.pt")
         (directory / "schedule.json").write_text(self.schedule_.to_json())
         self.store_.save(directory)
+        if self.certifier_ is not None:
+            torch.save({"anchor": self.anchor_.detach().cpu()}, directory / "erm_anchor.pt")
         meta: dict[str, Any] = {
             "schema_version": HFOCU_SCHEMA_VERSION,
             "mechanism": self.name,
@@ -380,6 +507,10 @@ class HFOCU(Unlearner):
             "feature_norm_bound": self.feature_norm_bound,
             "noise_sensitivity": self.noise_sensitivity,
             "precompute_seconds": getattr(self, "precompute_seconds_", None),
+            "certificate": self.certificate_,
+            "sensitivity_budget": self.sensitivity_budget,
+            "risk_tolerance": self.risk_tolerance,
+            "refine": asdict(self.refine),
         }
         (directory / "hfocu.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         return directory
@@ -391,6 +522,7 @@ class HFOCU(Unlearner):
         model: nn.Module,
         X: Tensor,
         *,
+        y: Tensor | None = None,
         assumptions: Assumptions | None = None,
         mmap_mode: bool = True,
     ) -> HFOCU:
@@ -399,7 +531,8 @@ class HFOCU(Unlearner):
         Args:
             directory: Written by :meth:`save`.
             model: A module of the same architecture (its weights are replaced by the saved ones).
-            X: The training features (only to re-check the declared feature-norm bound).
+            X: The training features (to re-check the declared feature-norm bound, and for refinement).
+            y: The training labels: needed when the state certifies by refinement.
             assumptions: Declared constants, if the original run declared them.
             mmap_mode: Keep the statistics memory-mapped (default) or read them into memory.
         """
@@ -425,6 +558,10 @@ class HFOCU(Unlearner):
         from certunlearn.models import load_state_dict
 
         init_model = load_state_dict(_fresh_copy(model), str(directory / "initial_params.pt"))
+        certificate = meta.get("certificate", "worst-case")
+        if certificate == "refine" and y is None:
+            raise InputError(f"{directory}: this state certifies by refinement: pass the training labels "
+                             "(HFOCU.load(..., y=...))")
         try:
             obj = cls(
                 init_model,
@@ -433,8 +570,12 @@ class HFOCU(Unlearner):
                 feature_norm_bound=meta.get("feature_norm_bound"),
                 calibration=meta.get("calibration", "analytic"),
                 noise_sensitivity=meta.get("noise_sensitivity"),
+                certificate=certificate,
+                sensitivity_budget=meta.get("sensitivity_budget"),
+                risk_tolerance=meta.get("risk_tolerance", DEFAULT_RISK_TOLERANCE),
+                refine=RefineOptions(**meta.get("refine", {})),
             )
-        except ConfigError as exc:
+        except (ConfigError, TypeError) as exc:
             raise InputError(f"{directory}: invalid setting in hfocu.json ({exc})") from exc
         fm = FunctionalModel(init_model, loss=obj.config.loss)
         trained = load_state_dict(_fresh_copy(model), str(directory / "params.pt"))
@@ -444,12 +585,21 @@ class HFOCU(Unlearner):
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{directory}: cannot read schedule.json ({exc})") from exc
         store = StatisticsStore.load(directory, mmap_mode=mmap_mode, device=fm.device)
-        Xd, _ = prepare_data(fm, X, torch.zeros(X.shape[0], dtype=torch.int64))
+        Xd, yd = prepare_data(fm, X, torch.zeros(X.shape[0], dtype=torch.int64) if y is None else y)
         if Xd.shape[0] != schedule.n_samples:
             raise InputError(f"X has {Xd.shape[0]} rows but the schedule covers {schedule.n_samples}")
         deleted = check_sample_ids(meta["deleted_ids"], schedule.n_samples, what="deleted ids in hfocu.json")
         store.rows_of(deleted)  # every deleted id must be tracked by the saved store
-        obj._set_fitted(fm, theta, schedule, store, obj._resolve_assumptions(fm, Xd), deleted)
+        anchor = None
+        if certificate == "refine" and (directory / "erm_anchor.pt").is_file():
+            try:
+                anchor = torch.load(directory / "erm_anchor.pt", weights_only=True)["anchor"]
+            except (OSError, RuntimeError, KeyError, TypeError) as exc:
+                raise InputError(f"{directory}: unreadable erm_anchor.pt ({exc})") from exc
+            if not isinstance(anchor, Tensor) or anchor.shape != (fm.dim,):
+                raise InputError(f"{directory}: erm_anchor.pt does not hold a [{fm.dim}] vector")
+        obj._set_fitted(fm, theta, schedule, store, obj._resolve_assumptions(fm, Xd), deleted,
+                        X=Xd, y=None if y is None else yd, anchor=anchor)
         return obj
 
 

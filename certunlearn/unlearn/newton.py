@@ -81,19 +81,35 @@ class _DenseNewton(PostHocUnlearner):
     def _filter(self, eigenvalues: Tensor) -> Tensor:
         """Spectral filter: weights w_i so that the step is −Q diag(w) Qᵀ g."""
 
+    def _cholesky_shift(self) -> float | None:
+        """τ for a step −(H + τI)⁻¹g by a Cholesky solve (the certified methods: its backward error is
+        bounded, docs/theory.md Lemma 22); None for spectral filters (eigendecomposition)."""
+        return None
+
     def _unlearn(self, deleted: list[int], keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, Any], tuple[str, ...]]:
         del generator
         H = self.remaining_hessian(deleted, keep)
         g = self.gradient(self.theta_star, keep)
-        lam, Q = torch.linalg.eigh(0.5 * (H + H.T))
-        weights = self._filter(lam)
-        if not bool(torch.isfinite(weights).all()):
-            raise UnlearningError(f"{self.name}: the Hessian is singular on the remaining data; "
-                                  "use damped-newton, pinv-newton or curenewton")
-        step = -(Q @ (weights * (Q.T @ g)))
+        symmetric = 0.5 * (H + H.T)
+        shift, reasons = self._cholesky_shift(), ()
+        if shift is not None:
+            lam = torch.linalg.eigvalsh(symmetric)
+            eye = torch.eye(symmetric.shape[0], dtype=symmetric.dtype, device=symmetric.device)
+            factor, info = torch.linalg.cholesky_ex(symmetric + shift * eye)
+            if int(info) == 0:
+                step = -torch.cholesky_solve(g.unsqueeze(1), factor).squeeze(1)
+            else:
+                shift, reasons = None, ("the Hessian is not numerically positive definite: eigendecomposition used",)
+        if shift is None:
+            lam, Q = torch.linalg.eigh(symmetric)
+            weights = self._filter(lam)
+            if not bool(torch.isfinite(weights).all()):
+                raise UnlearningError(f"{self.name}: the Hessian is singular on the remaining data; "
+                                      "use damped-newton, pinv-newton or curenewton")
+            step = -(Q @ (weights * (Q.T @ g)))
         extras = {"hessian_min_eig": float(lam[0]), "hessian_max_eig": float(lam[-1]),
                   "gradient_norm": float(g.norm())}
-        return self.theta_star + step, extras, ()
+        return self.theta_star + step, extras, reasons
 
 
 class NewtonStep(_DenseNewton):
@@ -121,8 +137,12 @@ class NewtonStep(_DenseNewton):
     def _filter(self, eigenvalues: Tensor) -> Tensor:
         return 1.0 / eigenvalues
 
+    def _cholesky_shift(self) -> float | None:
+        return 0.0
+
     def _method_bound(self, m: int, assumptions: Assumptions, gap: float) -> Bound | None:
-        return newton_step_bound(n=self.n, m=m, assumptions=assumptions, optimality_gap=gap)
+        return newton_step_bound(n=self.n, m=m, assumptions=assumptions, optimality_gap=gap,
+                                 precision=self.precision_)
 
 
 class DampedNewton(_DenseNewton):
@@ -137,9 +157,12 @@ class DampedNewton(_DenseNewton):
     def _filter(self, eigenvalues: Tensor) -> Tensor:
         return 1.0 / (eigenvalues + self.damping)
 
+    def _cholesky_shift(self) -> float | None:
+        return self.damping
+
     def _method_bound(self, m: int, assumptions: Assumptions, gap: float) -> Bound | None:
         return damped_newton_bound(n=self.n, m=m, assumptions=assumptions, damping=self.damping,
-                                   optimality_gap=gap)
+                                   optimality_gap=gap, precision=self.precision_)
 
 
 class _CutoffNewton(_DenseNewton):

@@ -2,8 +2,10 @@
 
 Every unlearner ends a request the same way, so the rules live here once:
 
-* a bound whose status is ``certified`` calibrates σ for the requested (ε, δ); the σ that a
-  release of the *un-unlearned* model would need (the bound's ``noise_only_value``) is reported beside it;
+* a bound whose status is ``certified`` and that includes its floating-point term calibrates σ for the
+  requested (ε, δ); the σ that a release of the *un-unlearned* model would need (the bound's
+  ``noise_only_value``) is reported beside it. For the refine certificate the bound's value is the
+  public budget, so σ never depends on the data (docs/theory.md, Theorem 24);
 * otherwise the release is uncertified; it still gets noise if the user chose a ``noise_sensitivity``;
 * the ledger (if any) is checked before anything is released and written after; a dry run changes
   nothing.
@@ -11,9 +13,9 @@ Every unlearner ends a request the same way, so the rules live here once:
 Example:
     >>> import torch
     >>> from certunlearn.certify.bounds import Bound
-    >>> b = Bound("demo", 0.5, "certified", ("stated",), (), 0.25)
+    >>> b = Bound("demo", 0.5, "certified", ("stated",), (), 0.25, rounding=1e-12)
     >>> r = make_release(method="demo", request=[1], previous=(), noiseless=torch.zeros(3), bound=b,
-    ...                  problems=(), epsilon=1.0, delta=1e-5, state=lambda t: {"w": t})
+    ...                  problems=(), epsilon=1.0, delta=1e-5, state=lambda t: {"w": t}, reference="erm")
     >>> r.certified, round(r.sigma / r.noise_only_sigma, 6)
     (True, 2.0)
 """
@@ -56,6 +58,10 @@ def make_release(
     extras: dict[str, Any] | None = None,
     started: float | None = None,
     standard_noise: Tensor | None = None,
+    reference: str = "none",
+    certificate: str = "worst-case",
+    sensitivity_budget: float | None = None,
+    measured_bound: float | None = None,
 ) -> UnlearnResult:
     """Calibrate, add noise, check and record: the common end of every ``forget``.
 
@@ -80,6 +86,10 @@ def make_release(
         started: ``time.perf_counter()`` at the start of the request (for ``elapsed_s``).
         standard_noise: A N(0, I) draw made in advance (same shape as ``noiseless``); the release
             then adds σ times it instead of drawing now. It must never be used for two releases.
+        reference: What the certificate compares with (``erm``, ``coupled-sgd``).
+        certificate: ``refine`` or ``worst-case``.
+        sensitivity_budget: The public budget (refine: the bound's value).
+        measured_bound: The measured, data-dependent bound (refine; a private diagnostic).
 
     Returns:
         The :class:`UnlearnResult`.
@@ -94,6 +104,10 @@ def make_release(
         extras["bound"] = bound.name
         if bound.status == "conditional":
             reasons = ("the bound holds only if the declared non-convex constants hold",)
+        if bound.certified and bound.rounding is None:  # a bound for exact arithmetic never backs a release
+            bound = Bound(bound.name, bound.value, "uncertified", bound.assumptions, (
+                "the bound was computed for exact arithmetic: no floating-point term",), None)
+            status, reasons = "uncertified", bound.violations
     noisy = epsilon is not None and delta is not None
     if bound is not None and bound.certified and not noisy:
         extras["bound_value"] = bound.value
@@ -141,6 +155,10 @@ def make_release(
         noise_only_sigma=noise_only_sigma,
         elapsed_s=time.perf_counter() - started,
         extras=extras,
+        reference=reference,
+        certificate=certificate,
+        sensitivity_budget=sensitivity_budget,
+        measured_bound=measured_bound,
     )
     if ledger is not None and not dry_run:
         ledger.record(LedgerEvent.create(

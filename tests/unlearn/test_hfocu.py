@@ -2,6 +2,10 @@
 against the coupled retrain, certificate soundness, Gaussian release, online semantics, input
 errors (atomic), uncertified cases, persistence, and CUDA parity.
 
+These tests are about the statistics and the worst-case certificate (reference: the coupled retrain),
+so the unlearners here use ``certificate="worst-case"``; the refine certificate, the default for
+softmax regression, is tested in tests/unlearn/test_refine.py.
+
 Expected values come from the slow reference (tests/reference/hfocu_loop.py), from the coupled
 retrain oracle, or from certunlearn.certify.gaussian; never from the code under test.
 """
@@ -81,6 +85,7 @@ def _lr_fit(
     if X is None:
         X, y = _lr_data()
     kw.setdefault("feature_norm_bound", 1.0)
+    kw.setdefault("certificate", "worst-case")
     return HFOCU(LogisticRegression(X.shape[1], CLASSES), config, **kw).fit(X, y)
 
 
@@ -90,6 +95,7 @@ def _mlp() -> MLP:
 
 def _mlp_fit(**kw) -> HFOCU:
     X, y = _lr_data()
+    kw.setdefault("certificate", "worst-case")
     return HFOCU(_mlp(), LR_CONFIG, **kw).fit(X, y)
 
 
@@ -113,7 +119,8 @@ def _assert_same_result(a: UnlearnResult, b: UnlearnResult) -> None:
 def test_single_forget_is_the_reference_approximator(kind: str) -> None:
     X, y = _lr_data()
     model = LogisticRegression(FEATURES, CLASSES) if kind == "logreg" else _mlp()
-    hf = HFOCU(model, LR_CONFIG, feature_norm_bound=1.0 if kind == "logreg" else None).fit(X, y)
+    hf = HFOCU(model, LR_CONFIG, feature_norm_bound=1.0 if kind == "logreg" else None,
+               certificate="worst-case").fit(X, y)
     assert [len(s.ids) for s in hf.schedule.steps] == [5, 5, 5, 5, 3] * 3
     ref = reference_hfocu(
         model,
@@ -164,7 +171,7 @@ def test_block_rows_and_vmap_chunk_do_not_change_releases(kw) -> None:
 def test_set_forget_equals_summed_injection_recursion_and_sum_of_singles() -> None:
     X, y = _lr_data()
     model = _mlp()
-    hf = HFOCU(model, LR_CONFIG).fit(X, y)
+    hf = HFOCU(model, LR_CONFIG, certificate="worst-case").fit(X, y)
     U = [0, 4, 9, 17, 22]
     ref = reference_hfocu(
         model,
@@ -238,7 +245,7 @@ def test_unlearned_model_is_much_closer_to_the_coupled_retrain_than_the_trained_
     model = LogisticRegression(ds.num_features, ds.num_classes)
     U = [3, 17, 40, 111, 250]
     track = sorted(set(range(0, n, 7)) | set(U))
-    hf = HFOCU(model, cfg, feature_norm_bound=1.0, track_ids=track).fit(X, y)
+    hf = HFOCU(model, cfg, feature_norm_bound=1.0, track_ids=track, certificate="worst-case").fit(X, y)
     res = hf.forget(U, epsilon=EPS, delta=DELTA, generator=_gen(0))
     retrain = _retrain(hf, model, X, y, U)
     unlearned, trained = _dist(res.params_noiseless, retrain), _dist(hf.params, retrain)
@@ -670,7 +677,7 @@ def test_cuda_matches_cpu_in_float64(kind: str) -> None:
     results = {}
     for device in ("cpu", "cuda"):
         model = (LogisticRegression(FEATURES, CLASSES) if kind == "logreg" else _mlp()).to(device)
-        hf = HFOCU(model, LR_CONFIG, feature_norm_bound=1.0 if kind == "logreg" else None)
+        hf = HFOCU(model, LR_CONFIG, feature_norm_bound=1.0 if kind == "logreg" else None, certificate="worst-case")
         hf.fit(X.to(device), y.to(device))
         gen = torch.Generator(device=device).manual_seed(0)
         res = hf.forget(U, epsilon=EPS, delta=DELTA, generator=gen)
@@ -706,8 +713,8 @@ def _released_minus_noiseless(res) -> torch.Tensor:
 
 def test_prefetched_noise_equals_drawing_at_request_time_and_is_used_once() -> None:
     X, y, cfg = _prefetch_setup()
-    a = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).fit(X, y)
-    b = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).fit(X, y)
+    a = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0, certificate="worst-case").fit(X, y)
+    b = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0, certificate="worst-case").fit(X, y)
     gen_a, gen_b = torch.Generator().manual_seed(11), torch.Generator().manual_seed(11)
     a.prefetch_noise(gen_a)
     first_a = a.forget([0], epsilon=1.0, delta=1e-5, generator=gen_a)
@@ -724,7 +731,7 @@ def test_prefetched_noise_equals_drawing_at_request_time_and_is_used_once() -> N
 
 def test_dry_run_does_not_consume_prefetched_noise() -> None:
     X, y, cfg = _prefetch_setup()
-    hf = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).fit(X, y)
+    hf = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0, certificate="worst-case").fit(X, y)
     hf.prefetch_noise(torch.Generator().manual_seed(5))
     dry = hf.forget([2], epsilon=1.0, delta=1e-5, dry_run=True)
     real = hf.forget([2], epsilon=1.0, delta=1e-5)

@@ -179,12 +179,16 @@ def expected_damped(c: dict[str, float], tau: float) -> float:
     return min((M * g / (2 * lam) + tau) * g / (lam * (lam + tau)), g / (lam + tau) + g / lam)
 
 
+SLACK = 1e-9  # the largest rise of the retained loss CureNewton accepts (its public cap)
+
+
 def expected_cubic(c: dict[str, float], M_bar: float, K: int) -> float:
     g, lam, M, beta = c["g_hat"], c["lam"], c["M"], c["beta"]
     e1 = min((M + M_bar) * g * g / (2 * lam**3), 2 * g / lam)
+    cap = math.sqrt((beta * e1 * e1 + 2 * (K - 1) * SLACK) / lam)  # descent up to the slack, then smoothness
     e = worst = e1
     for _ in range(K - 1):
-        e = min((M / 2 + M_bar * beta / (2 * lam)) * e * e / lam, math.sqrt(beta / lam) * e1)
+        e = min((M / 2 + M_bar * beta / (2 * lam)) * e * e / lam, cap)
         worst = max(worst, e)
     return worst
 
@@ -248,17 +252,20 @@ def test_certified_newton_family_is_sound(softmax_cases, tag, cls, kwargs, case)
             keep[deleted] = False
             _TARGETS[key] = newton_minimise(X[keep], y[keep], lam, K, start=theta_hat)
         target = _TARGETS[key]
-        un = cls(model, X, y, weight_decay=lam, feature_norm_bound=1.0, optimality_gap=gap, **kwargs)
+        un = cls(model, X, y, weight_decay=lam, feature_norm_bound=1.0, optimality_gap=gap,
+                 certificate="worst-case", **kwargs)
         res = un.forget(deleted, epsilon=EPS, delta=DELTA, generator=gen(m))
         assert res.certified and res.status == "certified", res.reasons
-        assert res.reasons == ()
+        assert res.reasons == () and res.reference == "erm" and res.certificate == "worst-case"
         theta_bar = flat(res.params_noiseless, LOGREG_NAMES)
         error = float((theta_bar - target).norm())
         # soundness: the measured distance to argmin F_R never exceeds Δ
         assert error <= res.sensitivity, (m, error, res.sensitivity)
-        # Δ is the formula of Theorems 14-15 with the derived constants
+        # Δ is the formula of Theorems 14-15 with the derived constants, plus a float64 rounding term
+        # (docs/theory.md §9) that is positive and, here, far below the formula
         c = expected_bounds(n=n, m=m, lam=lam, gap=gap)
-        assert res.sensitivity == pytest.approx(expected_delta(tag, kwargs, c), rel=1e-12)
+        exact = expected_delta(tag, kwargs, c)
+        assert exact < res.sensitivity <= exact * (1 + 1e-8), (exact, res.sensitivity)
         assert res.sigma == pytest.approx(gaussian_sigma(epsilon=EPS, delta=DELTA, sensitivity=res.sensitivity),
                                           rel=1e-12)
         assert res.noise_only_sigma == pytest.approx(
@@ -288,11 +295,11 @@ def test_exact_start_newton_step_is_much_closer_than_the_noise_only_baseline(sof
 def test_noiseless_release_of_a_certifiable_method_is_labelled_uncertified(softmax_cases):
     X, y, lam, theta = softmax_cases[(1, "exact")]
     res = NewtonStep(logreg_with(theta, X.shape[1], 3), X, y, weight_decay=lam, feature_norm_bound=1.0,
-                     optimality_gap=1e-10).forget([0, 1])
+                     optimality_gap=1e-10, certificate="worst-case").forget([0, 1])
     assert not res.certified and res.sigma == 0.0 and res.sensitivity is None
     assert any("noiseless" in r for r in res.reasons)
     c = expected_bounds(n=X.shape[0], m=2, lam=lam, gap=1e-10)
-    assert res.extras["bound_value"] == pytest.approx(expected_newton(c), rel=1e-12)
+    assert expected_newton(c) < res.extras["bound_value"] <= expected_newton(c) * (1 + 1e-8)
 
 
 def _uncertified_cases(softmax_cases):
@@ -329,7 +336,7 @@ def _uncertified_cases(softmax_cases):
 def test_uncertified_settings_say_why(softmax_cases, which):
     cls, model, X, kwargs, reason = _uncertified_cases(softmax_cases)[which]
     y = softmax_cases[(0, "exact")][1]
-    un = cls(model, X, y, **kwargs)
+    un = cls(model, X, y, certificate="worst-case", **kwargs)
     res = un.forget([3, 4, 5], epsilon=EPS, delta=DELTA, generator=gen(0))
     assert not res.certified
     assert res.status == "uncertified"
