@@ -379,10 +379,10 @@ def validate_report(report: object, *, check_digest: bool = True, check_verdict:
         ReportValidationError: The first problem, named with its JSON path.
 
     Example:
-        >>> validate_report({"schema_version": 2})
+        >>> validate_report({"schema_version": 3})
         Traceback (most recent call last):
         ...
-        certunlearn.report.schema.ReportValidationError: $.schema_version: unsupported schema_version 2 (this release reads [1])
+        certunlearn.report.schema.ReportValidationError: $.schema_version: unsupported schema_version 3 (this release reads [1, 2])
     """
     if not isinstance(report, Mapping):
         raise ReportValidationError(f"$: a report must be a JSON object, got {_type_name(report)}")

@@ -77,18 +77,36 @@ def test_demo_writes_summary(tmp_path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     cert = summary["certificate"]
     assert cert["certified"] is True and cert["sigma"] > 0
-    if cert["bound"] == "coupled-sgd":  # first order: Δ = 2S and the noise-only part is S
-        assert cert["noise_only_sigma"] == pytest.approx(cert["sigma"] / 2, rel=1e-9)
-    else:  # the second-order bound is only used where it beats the first-order one (Δ < 2S)
-        assert cert["bound"] == "second-order-sgd"
-        assert cert["sigma"] < 2 * cert["noise_only_sigma"]
-    dist = summary["distance_to_coupled_retrain"]
-    assert dist["hfocu_noiseless"] < dist["no_unlearning"]
+    assert cert["certificate"] == "refine" and cert["reference"] == "erm" and cert["bound"] == "refine-erm"
+    assert 0 < cert["measured_bound"] <= cert["sensitivity_budget"] == cert["sensitivity"]
+    dist = summary["distance_to_reference"]
+    assert dist["reference"] == "erm" and dist["noiseless"] < dist["no_unlearning"]
     assert summary["forget"]["count"] == round(0.01 * summary["data"]["n_train"])
-    assert "report:" in result.stdout and "audit verdict:" in result.stdout
+    assert "report:" in result.stdout and "audit verdict:" in result.stdout and "exact retrain" in result.stdout
     for name in ("report.json", "report.html", "report.md"):
         assert (out / name).is_file()
     assert summary["verdict"]["status"] in ("PASS", "INVESTIGATE")  # FAIL: the audit contradicts the certificate
+
+
+def test_demo_with_the_worst_case_certificate(tmp_path) -> None:
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--epochs", "2", "--certificate", "worst-case",
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    cert = json.loads((out / "summary.json").read_text())["certificate"]
+    assert cert["certified"] is True and cert["certificate"] == "worst-case" and cert["reference"] == "coupled-sgd"
+    if cert["bound"] == "coupled-sgd":  # first order: Δ = 2S (+ rounding) and the noise-only part is S (+ rounding)
+        assert cert["noise_only_sigma"] == pytest.approx(cert["sigma"] / 2, rel=1e-6)
+    else:  # the second-order bound is min(second-order term, 2S), each with its (tiny, fp64) rounding term
+        assert cert["bound"] == "second-order-sgd"
+        assert cert["sigma"] <= 2 * cert["noise_only_sigma"] * (1 + 1e-6)
+    assert "coupled retrain" in result.stdout
+
+
+def test_demo_rejects_a_bad_certificate(tmp_path) -> None:
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--certificate", "best"])
+    assert result.exit_code == 2 and "certificate" in result.output
+    assert not (tmp_path / "demo").exists()
 
 
 def test_demo_rejects_bad_epsilon(tmp_path) -> None:

@@ -103,7 +103,7 @@ def test_build_validate_round_trip(example: dict[str, Any]) -> None:
     assert list(example) == ["schema_version", "kind", "request", "lineage", "certificate", "utility", "mia_l",
                              "mia_u", "empirical_privacy", "policy", "verdict", "limitations", "glossary",
                              "sanitised", "report_digest"]
-    assert example["schema_version"] == 1
+    assert example["schema_version"] == 2
     assert example["report_digest"] == report_digest(loaded)
 
 
@@ -138,8 +138,11 @@ def test_schema_rejects_a_missing_section(example: dict[str, Any]) -> None:
 
 def test_schema_rejects_a_wrong_version(example: dict[str, Any]) -> None:
     report = copy.deepcopy(example)
-    report["schema_version"] = 2
-    with pytest.raises(ReportValidationError, match=r"unsupported schema_version 2"):
+    report["schema_version"] = 3
+    with pytest.raises(ReportValidationError, match=r"unsupported schema_version 3"):
+        validate_report(redigest(report))
+    report["schema_version"] = 1  # a version-2 body (it has the refine fields) is not a valid version 1
+    with pytest.raises(ReportValidationError, match=r"unexpected key .reference."):
         validate_report(redigest(report))
     report["schema_version"] = "1"
     with pytest.raises(ReportValidationError, match=r"unsupported schema_version '1'"):
@@ -597,7 +600,10 @@ def test_html_without_audits_or_curve_still_renders() -> None:
 
 def test_schema_is_packaged_and_versioned() -> None:
     schema = load_schema()
-    assert schema["$id"].endswith(":1")
+    assert schema["$id"].endswith(":2") and load_schema(1)["$id"].endswith(":1")
+    new = {"reference", "certificate_kind", "sensitivity_budget", "measured_bound", "refinement"}
+    assert new <= set(schema["properties"]["certificate"]["required"])
+    assert not new & set(load_schema(1)["properties"]["certificate"]["required"])
     assert "schema_version" in schema["required"]
     assert schema["additionalProperties"] is False
 
@@ -640,7 +646,7 @@ def test_cli_validate_exit_codes(tmp_path: Path, example: dict[str, Any]) -> Non
     good = _write(tmp_path / "report.json", example)
     result = runner.invoke(app, ["report", "validate", str(good)])
     assert result.exit_code == 0, result.output
-    assert "valid (schema_version 1, verdict PASS" in result.output
+    assert "valid (schema_version 2, verdict PASS" in result.output
 
     broken = copy.deepcopy(example)
     del broken["lineage"]
