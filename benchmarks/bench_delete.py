@@ -63,7 +63,8 @@ def fitted(d: int, args: argparse.Namespace, device: torch.device, dtype: torch.
     # two epochs: every id also occurs before the last step (an id seen only in the last step has a
     # bound of exactly 0, which the release path refuses to calibrate: see docs/performance.md)
     config = SGDConfig(epochs=2, batch_size=max(1, args.rows // 2), lr=0.5, weight_decay=0.1, seed=args.seed)
-    hf = HFOCU(model, config, feature_norm_bound=1.0, store_path=store_path).fit(X, y)
+    hf = HFOCU(model, config, feature_norm_bound=1.0, store_path=store_path,
+               certificate="worst-case").fit(X, y)  # the statistics' deletion path (no data pass)
     probe = hf.forget([0], epsilon=args.epsilon, delta=args.delta, dry_run=True)
     if not (probe.certified and probe.sigma > 0):
         raise SystemExit(f"expected a certified, noisy release; got {probe.status}: {probe.reasons}")

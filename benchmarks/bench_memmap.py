@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             hf = HFOCU(LogisticRegression(features, classes, dtype=torch.float32), config,
                        feature_norm_bound=1.0, store_path=Path(tmp) / "stats.bin",
                        storage_dtype=args.storage_dtype, block_rows=args.fit_block_rows,
-                       vmap_chunk=args.fit_block_rows)
+                       vmap_chunk=args.fit_block_rows, certificate="worst-case")  # the store alone
             fit_bytes = fit_rows * d * itemsize
             print(f"HFOCU: {fit_rows} rows, d = {d:,}, {len(X)} samples, {config.epochs} epochs of "
                   f"{-(-fit_rows // config.batch_size)} steps; statistics {fmt_bytes(fit_bytes)} "

@@ -76,6 +76,10 @@ class RefineOptions:
         fallback: Restart from the trained model when the steps run out (an exact retrain).
         start: HF-OCU only: ``anchor`` (one Newton step from the training ERM, stored at fit time;
             measured closer than the statistics' update, docs/theory.md §10) or ``update`` (w_T + Σ a_u).
+        polish: When the first certified iterate's bound is loose (the gradient bound, or the Newton
+            bound with 2Mr/λ > 1/4), take one more Newton step and release that iterate if it is
+            certified too: a tighter bound and a candidate closer to the exact retrain for one more
+            data pass or two (σ does not change: it follows the budget).
     """
 
     max_steps: int = 20
@@ -84,6 +88,7 @@ class RefineOptions:
     max_dense_dim: int = 4096
     fallback: bool = True
     start: str = "anchor"
+    polish: bool = True
 
     def __post_init__(self) -> None:
         check_int("max_steps", self.max_steps, minimum=1)
@@ -376,17 +381,27 @@ class Refiner:
         rows = self.objective.rows(keep)
         hvps = passes = steps = 0
         first: float | None = None
+        met: tuple[Tensor, _Measurement] | None = None  # the first certified iterate, if polishing goes on
         while True:
             m = self.measure(theta, keep, budget)
             hvps, passes = hvps + m.hvps, passes + 1 + m.hvps
             first = m.bound.value if first is None else first
-            if m.bound.value <= budget or steps >= max_steps:
+            if met is not None:  # after one polishing step: the later iterate if it is certified too
+                return (theta, m, steps, hvps, passes, first) if m.bound.value <= budget else (*met, steps, hvps,
+                                                                                               passes, first)
+            if m.bound.value <= budget:
+                loose = m.bound.kind == "gradient" or m.bound.condition > 0.25
+                if not (self.options.polish and loose and steps < max_steps):
+                    return theta, m, steps, hvps, passes, first
+                met = (theta, m)
+            elif steps >= max_steps:
                 return theta, m, steps, hvps, passes, first
             nxt, evaluations = self._step(theta, m, rows)
             passes += evaluations
             steps += 1
             if torch.equal(nxt, theta):  # no representable progress (the dtype's floor)
-                return theta, m, steps, hvps, passes, first
+                return (*met, steps, hvps, passes, first) if met is not None else (theta, m, steps, hvps, passes,
+                                                                                   first)
             theta = nxt
 
     def refine(self, start: Tensor, keep: Tensor | None, budget: float, *,

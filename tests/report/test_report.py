@@ -758,3 +758,44 @@ def test_wheel_ships_the_schema_and_templates(tmp_path: Path) -> None:
     for name in ("certunlearn/report/schemas/1/report.schema.json", "certunlearn/report/templates/report.html.j2",
                  "certunlearn/report/templates/report.md.j2"):
         assert name in names, name
+
+
+# ---------------------------------------------------------------------------------------------
+# The refine certificate in the report (schema 2)
+# ---------------------------------------------------------------------------------------------
+
+REFINED = {**CERTIFIED, "certificate": "refine", "reference": "erm", "sensitivity": 0.0015,
+           "sensitivity_budget": 0.0015, "measured_bound": 4.5e-5, "refine_path": "refined", "refine_steps": 1,
+           "refine_hvps": 7, "refine_passes": 11, "refine_seconds": 0.012, "refine_start_bound": 0.16,
+           "refine_rounding": 1e-9, "refine_bound_kind": "newton", "refine_preconditioner": "cholesky",
+           "refine_met": True}
+
+
+def test_refine_certificate_is_reported_with_its_budget_and_refinement() -> None:
+    report = make(certificate=REFINED)
+    validate_report(report)
+    cert = report["certificate"]
+    assert cert["certificate_kind"] == "refine" and cert["reference"] == "erm"
+    assert cert["sensitivity_budget"] == 0.0015 and cert["measured_bound"] == 4.5e-5
+    assert cert["refinement"] == {"path": "refined", "steps": 1, "hvps": 7, "passes": 11, "seconds": 0.012,
+                                  "start_bound": 0.16, "rounding": 1e-9, "bound_kind": "newton",
+                                  "preconditioner": "cholesky"}
+    assert not any(k.startswith("refine_") for k in cert["extras"])  # grouped, not left among the extras
+    assert "exact retrain" in cert["summary"] and "public budget 0.0015" in cert["summary"]
+    md, html = render_markdown(report), render_html(report)
+    for text in (md, html):
+        assert "refined: 1 Newton steps" in text and "measured bound" in text
+
+
+def test_a_certified_refine_release_needs_a_measured_bound_within_its_budget() -> None:
+    with pytest.raises(ConfigError, match="measured bound within it"):
+        make(certificate={**REFINED, "measured_bound": 0.002})
+    with pytest.raises(ConfigError, match="reference must be"):
+        make(certificate={**REFINED, "reference": "sgd"})
+
+
+def test_version_1_report_renders() -> None:
+    """Renderers read both versions: a stored version-1 report has no refine fields."""
+    stored = json.loads((FIXTURES / "report_v1.json").read_text(encoding="utf-8"))
+    assert "reference" not in stored["certificate"]
+    assert "Verdict" in render_markdown(stored) and "<html" in render_html(stored)
