@@ -35,6 +35,7 @@ tightness. A failure here is a bug in a bound, never a reason to loosen a check.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from fractions import Fraction
 from functools import cache
 
@@ -51,6 +52,7 @@ from certunlearn.certify.rounding import (
     FIRST_ORDER_LIMIT,
     SMALLEST_NORMAL,
     UNIT_ROUNDOFF,
+    NewtonRounding,
     Precision,
     SoftmaxErrorModel,
     cholesky_backward_error,
@@ -236,8 +238,6 @@ def test_cholesky_backward_error_validation_and_limits() -> None:
 def test_perturbed_step_error_pinned_by_hand() -> None:
     """(★) of Theorem 15 without rounding: ((M/2)h² + αh)/(λ + α); with backward errors ‖E‖, ‖e‖ and
     an addition error a: (((M/2)h + ‖E‖ + α)h + ‖e‖)/(λ + α − ‖E‖) + a; inf once ‖E‖ ≥ λ/2."""
-    from certunlearn.certify.rounding import NewtonRounding
-
     assert perturbed_step_error(h=1.0, alpha=0.0, lipschitz=2.0, strong_convexity=1.0, rounding=None) == 1.0
     # h = 2, α = 1, M = 1, λ = 3: (½·1·2 + 1)·2/(3 + 1) = 1; α = 0, M = 3: (1.5·2)·2/3 = 2
     assert perturbed_step_error(h=2.0, alpha=1.0, lipschitz=1.0, strong_convexity=3.0, rounding=None) == 1.0
@@ -715,7 +715,9 @@ def hfocu_outcome(k: int) -> dict[str, object]:
     res = hf.forget(ids, epsilon=1.0, delta=1e-5, generator=torch.Generator().manual_seed(k))
     w_bar = _flat(res.params_noiseless)
     retrains = {}
-    for dtype in (torch.float32, torch.float64):
+    # a float32 model's Δ covers the exact retrain (float64 stands in: its error is ~1e-9 of float32's)
+    # and the float32 retrain; a float64 model's covers the float64 retrain, not a float32 one
+    for dtype in (torch.float32, torch.float64) if model_dtype == torch.float32 else (torch.float64,):
         state = coupled_retrain(LogisticRegression(p, K, dtype=dtype), X.to(dtype), y, hf.schedule, cfg,
                                 exclude=ids, normalization="full_batch")
         retrains[str(dtype)] = float((w_bar - _flat(state)).norm())
@@ -808,12 +810,13 @@ def _newton_minimiser(X: np.ndarray, y: np.ndarray, K: int, lam: float) -> np.nd
     return theta
 
 
-@pytest.mark.parametrize(("start", "stored"), [("training argmin", False), ("training argmin", True),
-                                               ("near the argmin", False), ("near the argmin", True)])
-def test_newton_rounding_dominates_a_float32_newton_step(start: str, stored: bool) -> None:
-    """A float32 Newton step on the remaining rows (dense chain Hessian, symmetrised, Cholesky solve;
-    with ``stored`` the NewtonStep combination (n H_S − Σ_U H_u)/(n − m)) lands within
-    perturbed_step_error(h = ‖θ − w*‖, newton_rounding(...)) of the float64 minimiser w* of F_R."""
+NEWTON_CASES = [("training argmin", False), ("training argmin", True), ("near the argmin", False),
+                ("near the argmin", True)]
+
+
+@cache
+def newton_measurement(start: str, stored: bool) -> tuple[float, float, float]:
+    """(‖computed float32 step − w*‖, Lemma 22's bound with rounding, the same without rounding)."""
     rng = np.random.default_rng(11)
     n, p, K, X_bound, lam, m = 40, 3, 3, 1.5, 0.1, 3
     X = _rows_at_most(rng.standard_normal((n, p)), X_bound)
@@ -851,6 +854,15 @@ def test_newton_rounding_dominates_a_float32_newton_step(start: str, stored: boo
                                  rounding=rounding)
     exact_only = perturbed_step_error(h=h, alpha=0.0, lipschitz=a.hessian_lipschitz, strong_convexity=lam,
                                       rounding=None)
+    return measured, bound, exact_only
+
+
+@pytest.mark.parametrize(("start", "stored"), NEWTON_CASES)
+def test_newton_rounding_dominates_a_float32_newton_step(start: str, stored: bool) -> None:
+    """A float32 Newton step on the remaining rows (dense chain Hessian, symmetrised, Cholesky solve;
+    with ``stored`` the NewtonStep combination (n H_S − Σ_U H_u)/(n − m)) lands within
+    perturbed_step_error(h = ‖θ − w*‖, newton_rounding(...)) of the float64 minimiser w* of F_R."""
+    measured, bound, exact_only = newton_measurement(start, stored)
     assert math.isfinite(bound) and measured <= bound, (start, stored, measured, bound, exact_only)
     if start == "near the argmin":  # the check is about rounding: it is above the exact-arithmetic bound
         assert measured > exact_only
@@ -884,8 +896,6 @@ def test_error_model_non_decreasing(m: SoftmaxErrorModel, radius_factor: float, 
     """Every bound is non-decreasing in the radius, the feature norm and the rows (fixed normaliser,
     rows ≤ normaliser as in training and the coupled retrain): a bound for a larger set of inputs
     covers a smaller one."""
-    from dataclasses import replace
-
     lo, hi = sorted((rows_a, rows_b))
     nu = float(hi + extra)
     base = _all_bounds(m, prec, lo, nu)
@@ -919,8 +929,6 @@ def test_error_model_inf_past_the_first_order_limit(m: SoftmaxErrorModel, factor
     a number): the logits' error γ_{p+1}(u_mm)·√(X²+1)·R (Higham (F2), the relative error of every
     exp(z_k)) past it makes all four inf; a batch sum's γ_k(u) past it makes the batch bounds inf;
     bfloat16 arithmetic (exp alone: 8u = 1/32) is always inf."""
-    from dataclasses import replace
-
     x_tilde = math.sqrt(m.feature_norm**2 + 1)
     radius = factor * FIRST_ORDER_LIMIT / (gamma(m.features + 1, prec.u_matmul) * x_tilde)
     wide = replace(m, radius=radius)
@@ -1044,6 +1052,9 @@ def test_ratio_summary() -> None:
             add(f"HF-OCU {str(o['dtype'])[6:]} Δ, {kind}", distance, o["res"].sensitivity)
     for d, cond in CHOLESKY_CASES:
         add("cholesky backward error", *cholesky_measurement(d, cond))
+    for start, stored in NEWTON_CASES:
+        measured, bound, _ = newton_measurement(start, stored)
+        add(f"float32 Newton step ({start})", measured, bound)
     summary = "bound / measured error:\n" + "\n".join(f"  {g:45s} {_stats(v)}" for g, v in groups.items())
     print("\n" + summary)
     assert all(min(v) >= 1.0 for v in groups.values()), summary
