@@ -69,3 +69,46 @@ def flat(state: dict[str, torch.Tensor]) -> torch.Tensor:
 def within(measured: float, bound: float | None, allowance: float) -> bool:
     """Is ``measured`` ≤ the bound, up to fp64 rounding (relative ROUNDING plus ``allowance``)?"""
     return bound is not None and measured <= bound * (1 + ROUNDING) + allowance
+
+
+# ---------------------------------------------------------------------------------------------
+# Adversarial placements (bench_soundness.py): appended; nothing above depends on them.
+# ---------------------------------------------------------------------------------------------
+
+ADVERSARIAL_PLACEMENTS = ("random", "same_batch", "first_batch", "last_batch_each_epoch", "last_step")
+"""``random``, ``same_batch`` and ``first_batch`` as in :func:`choose_ids` (topped up with random ids when
+the batch is smaller than m); ``last_batch_each_epoch``: only ids of the last (small) batch of each epoch,
+spread over the epochs; ``last_step``: only ids of the run's final step (in a one-epoch run they occur
+nowhere else, so Δ = 0 in exact arithmetic). The last two are never topped up: m is capped instead."""
+
+
+def epoch_last_steps(schedule: Schedule) -> list[int]:
+    """Index of the last step of every epoch (the greedy epochs of :meth:`Schedule.epoch_lengths`)."""
+    return [int(t) - 1 for t in np.cumsum(schedule.epoch_lengths())]
+
+
+def choose_adversarial_ids(placement: str, n: int, m: int, schedule: Schedule,
+                           rng: np.random.Generator) -> list[int]:
+    """m ids placed by ``placement`` (one of :data:`ADVERSARIAL_PLACEMENTS`); fewer than m when the
+    placement's steps hold fewer distinct ids (``last_batch_each_epoch``, ``last_step``)."""
+    if placement in PLACEMENTS:
+        return choose_ids(placement, n, m, schedule, rng)
+    steps = schedule.steps
+    if placement == "last_step":
+        pool = [int(i) for i in rng.permutation(list(steps[-1].ids))]
+        return sorted(pool[:m])
+    if placement != "last_batch_each_epoch":
+        raise ValueError(f"unknown placement {placement!r}")
+    # round-robin over the epochs' last batches, so that every epoch's small last batch holds deleted ids
+    queues = [[int(i) for i in rng.permutation(list(steps[t].ids))] for t in epoch_last_steps(schedule)]
+    chosen: list[int] = []
+    seen: set[int] = set()
+    while len(chosen) < m and any(queues):
+        for queue in queues:
+            while queue and queue[0] in seen:
+                queue.pop(0)
+            if queue and len(chosen) < m:
+                i = queue.pop(0)
+                chosen.append(i)
+                seen.add(i)
+    return sorted(chosen)

@@ -47,7 +47,7 @@ from _common import emit, machine_info  # noqa: E402
 
 from certunlearn.data import Dataset, load_dataset, make_dataset  # noqa: E402
 from certunlearn.models import LogisticRegression  # noqa: E402
-from certunlearn.train import SGDConfig, coupled_retrain, train_sgd  # noqa: E402
+from certunlearn.train import SGDConfig, coupled_retrain  # noqa: E402
 from certunlearn.unlearn import HFOCU, ExactRetrain  # noqa: E402
 from certunlearn.unlearn.capacity import reference_model  # noqa: E402
 
@@ -125,7 +125,8 @@ def run_dataset(name: str, ds: Dataset, config: SGDConfig, fractions: list[float
         trained_acc = _accuracy(fm, refine.theta_, X_test, y_test)
         retrain_times = None
         for eps in epsilons:
-            t_request, res = _median_time(lambda eps=eps: refine.forget(ids, epsilon=eps, delta=DELTA, dry_run=True),
+            t_request, res = _median_time(lambda eps=eps, ids=ids: refine.forget(ids, epsilon=eps, delta=DELTA,
+                                                                                 dry_run=True),
                                           repeat)
             wres = worst.forget(ids, epsilon=eps, delta=DELTA, dry_run=True)
             noiseless = fm.layout.flatten(res.params_noiseless)

@@ -27,7 +27,13 @@ from typing import Any
 from certunlearn.errors import ConfigError
 from certunlearn.pipeline import SoftmaxSetup, fit_softmax_hfocu
 from certunlearn.progress import ProgressFn
-from certunlearn.validation import check_choice, check_int, check_nonnegative, check_open_unit, check_positive
+from certunlearn.validation import (
+    check_choice,
+    check_int,
+    check_nonnegative,
+    check_open_unit,
+    check_positive,
+)
 
 __all__ = ["DEFAULT_GRID", "CapacitySpec", "run_capacity"]
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from certunlearn.certify.rounding import (
     ErrorModel,
+    HFOCURounding,
     NewtonRounding,
     Precision,
     SoftmaxErrorModel,
@@ -325,6 +326,7 @@ def _unbounded_rounding(precision: Precision) -> str:
 def _hfocu_rounding_terms(
     lrs: np.ndarray, sizes: np.ndarray, counts: np.ndarray, assumptions: Assumptions,
     precision: Precision | None, projection: bool, trajectory: np.ndarray | None,
+    terms: HFOCURounding | None = None,
 ) -> tuple[float | None, float | None, float, str | None]:
     """(first-order term, second-order term, noise-only term, problem) of the rounding; None when exact."""
     if precision is None:
@@ -332,7 +334,7 @@ def _hfocu_rounding_terms(
     problem = _rounding_problem(assumptions, precision)
     if problem is not None:
         return None, None, 0.0, problem
-    terms = hfocu_rounding(
+    terms = terms or hfocu_rounding(
         lrs=lrs, batch_sizes=sizes, deletion_counts=counts, precision=precision,
         model=assumptions.error_model, gradient_bound=assumptions.gradient_bound,  # type: ignore[arg-type]
         smoothness=assumptions.smoothness, strong_convexity=assumptions.strong_convexity,
@@ -355,6 +357,7 @@ def coupled_sgd_bound(
     precision: Precision | None = None,
     projection: bool = False,
     trajectory_error: np.ndarray | None = None,
+    rounding_terms: HFOCURounding | None = None,
 ) -> Bound:
     """The first-order coupled-trajectory bound for HF-OCU: Δ = 2S + rounding (docs/theory.md, Theorems 6, 21).
 
@@ -377,6 +380,8 @@ def coupled_sgd_bound(
         precision: The dtypes used (:class:`~certunlearn.certify.rounding.Precision`).
         projection: Whether training projects onto a ball (adds the projection's rounding).
         trajectory_error: Precomputed :func:`~certunlearn.certify.rounding.sgd_trajectory_error`.
+        rounding_terms: Precomputed :func:`~certunlearn.certify.rounding.hfocu_rounding` of these
+            counts (a request computes it once for both HF-OCU bounds).
 
     Returns:
         A :class:`Bound`; ``noise_only_value`` is S (plus one trajectory's rounding), the sensitivity
@@ -394,7 +399,7 @@ def coupled_sgd_bound(
     s = _propagated_sum(injections, factors)
     statements = assumptions.describe() + _SCOPE
     rounding, _, alone, problem = _hfocu_rounding_terms(lrs, sizes, counts, assumptions, precision, projection,
-                                                        trajectory_error)
+                                                        trajectory_error, rounding_terms)
     if problem is not None and assumptions.convex:
         violations.append(problem)
     statements += (_rounding_statement(precision, rounding),)
@@ -428,6 +433,7 @@ def second_order_sgd_bound(
     projection_radius: float | None = None,
     precision: Precision | None = None,
     trajectory_error: np.ndarray | None = None,
+    rounding_terms: HFOCURounding | None = None,
 ) -> Bound:
     """Second-order bound on the HF-OCU error ‖w̄ − w^{-U}_T‖ (docs/theory.md, Theorems 12, 21).
 
@@ -463,7 +469,7 @@ def second_order_sgd_bound(
     alone = 0.0
     if not violations:
         first_rounding, second_rounding, alone, problem = _hfocu_rounding_terms(
-            lrs, sizes, counts, assumptions, precision, False, trajectory_error)
+            lrs, sizes, counts, assumptions, precision, False, trajectory_error, rounding_terms)
         if problem is not None:
             violations.append(problem)
     if violations:

@@ -276,7 +276,7 @@ class SoftmaxErrorModel:
         e_s = x * (3.01 * e_p + 0.5 * g_in + 2.0 * g_k)  # ‖ŝ_i − J u_i‖ per unit ‖v‖
         per_row = g_mm * (0.5 * x + e_s) * x + e_s * x + 2.0 * p.u * 0.5 * x * x
         value = (k / normalizer) * per_row + 3.0 * p.u * ridge
-        return _finite_or_inf(MARGIN * value, rel, g_in, g_k, g_mm, e_s)
+        return _finite_or_inf(MARGIN * value, rel, g_in, g_k, g_mm, e_s / x)
 
     def objective(self, p: Precision, rows: int, normalizer: float) -> float:
         """Mean cross-entropy plus (λ/2)‖θ‖² over k rows (Lemma 18, last part)."""
@@ -307,37 +307,51 @@ class DeclaredErrorModel:
     rows/normalizer). Declaring them is an assumption like the others in
     :class:`~certunlearn.certify.bounds.Assumptions`, stated in every certificate.
 
+    Attributes:
+        radius: R ≥ ‖w‖ wherever the bounds are used.
+        gradient_constant: c_g: a per-sample gradient is computed within c_g·u.
+        hvp_constant: c_H: a per-sample Hessian-vector product within c_H·u·‖v‖.
+        objective_constant: c_F: a per-sample loss within c_F·u.
+
     Example:
-        >>> m = DeclaredErrorModel(radius=5.0, gradient=100.0, hvp=100.0, objective=100.0)
+        >>> m = DeclaredErrorModel(radius=5.0, gradient_constant=100.0, hvp_constant=100.0,
+        ...                        objective_constant=100.0)
         >>> m.batch_gradient(Precision("float64"), rows=10, normalizer=10) == 100 * 2.0 ** -53
+        True
+        >>> m.hvp(Precision("float64"), rows=10, normalizer=10) == 100 * 2.0 ** -53
         True
     """
 
     radius: float
-    gradient: float
-    hvp: float
-    objective: float
+    gradient_constant: float
+    hvp_constant: float
+    objective_constant: float
 
     def __post_init__(self) -> None:
         check_positive("radius", self.radius)
-        for name in ("gradient", "hvp", "objective"):
+        for name in ("gradient_constant", "hvp_constant", "objective_constant"):
             check_nonnegative(name, getattr(self, name))
 
     def batch_gradient(self, p: Precision, rows: int, normalizer: float) -> float:
-        return self.gradient * p.u_matmul * max(rows, 0) / normalizer
+        """c_g·u·rows/normalizer."""
+        return self.gradient_constant * p.u_matmul * max(rows, 0) / normalizer
 
     def sample_gradient(self, p: Precision) -> float:
-        return self.gradient * p.u_matmul
+        """c_g·u."""
+        return self.gradient_constant * p.u_matmul
 
     def hvp(self, p: Precision, rows: int, normalizer: float) -> float:
-        return self.hvp * p.u_matmul * max(rows, 1) / normalizer
+        """c_H·u·max(rows, 1)/normalizer."""
+        return self.hvp_constant * p.u_matmul * max(rows, 1) / normalizer
 
     def objective(self, p: Precision, rows: int, normalizer: float) -> float:
-        return self.objective * p.u * max(rows, 0) / normalizer
+        """c_F·u·rows/normalizer."""
+        return self.objective_constant * p.u * max(rows, 0) / normalizer
 
     def describe(self) -> str:
-        return (f"declared rounding constants: gradient {self.gradient:g}u, HVP {self.hvp:g}u, objective "
-                f"{self.objective:g}u for ||w|| <= {self.radius:g}")
+        """One line for the certificate's assumptions."""
+        return (f"declared rounding constants: gradient {self.gradient_constant:g}u, HVP {self.hvp_constant:g}u, "
+                f"objective {self.objective_constant:g}u for ||w|| <= {self.radius:g}")
 
 
 # ---------------------------------------------------------------------------- trajectories
@@ -372,6 +386,8 @@ def sgd_trajectory_error(
     sizes = np.asarray(batch_sizes, dtype=np.float64)
     unique = {int(b): model.batch_gradient(precision, int(b), float(b)) for b in np.unique(sizes)}
     eps_g = np.array([unique[int(b)] for b in sizes])
+    if not np.all(np.isfinite(eps_g)):
+        return np.full(lrs.size + 1, math.inf)
     radius = model.radius
     step = MARGIN * (u * (radius + 2.0 * lrs * gradient_bound)) + lrs * eps_g
     if projection:
@@ -472,6 +488,9 @@ def hfocu_rounding(
     unique = {int(b): (model.hvp(precision, int(b), float(b))) for b in np.unique(sizes)}
     hvp = np.array([unique[int(b)] for b in sizes])
     sample = model.sample_gradient(precision)
+    unbounded = HFOCURounding(math.inf, math.inf, math.inf, math.inf, math.inf)
+    if not (np.all(np.isfinite(trajectory)) and np.all(np.isfinite(hvp)) and math.isfinite(sample)):
+        return unbounded  # a first-order error above the limit somewhere: no bound at this precision
     a_before, a_after = a[:-1], a[1:]
     per_step = (u * a_after + 2.0 * u * lrs * (beta * a_before + injections)
                 + lrs * hvp * a_before + lrs * counts * (sample + u * G) / sizes + u_s * a_after)
@@ -488,7 +507,7 @@ def hfocu_rounding(
         coupling = float(np.sum(lrs * e_t * (float(hessian_lipschitz) * a_before + beta * counts / sizes)))
     values = (float(trajectory[-1]), recorder, summation, drift, coupling)
     if not all(math.isfinite(v) for v in values) or trajectory[-1] > 0.005 * model.radius:  # iterates stay in the model's ball
-        return HFOCURounding(math.inf, math.inf, math.inf, math.inf, math.inf)
+        return unbounded
     return HFOCURounding(*values)
 
 

@@ -24,7 +24,12 @@ import math
 import torch
 
 from certunlearn.certify.bounds import Assumptions, Bound
-from certunlearn.certify.refine import DEFAULT_RISK_TOLERANCE, budget_floor, check_budget, default_sensitivity_budget
+from certunlearn.certify.refine import (
+    DEFAULT_RISK_TOLERANCE,
+    budget_floor,
+    check_budget,
+    default_sensitivity_budget,
+)
 from certunlearn.certify.rounding import Precision
 from certunlearn.errors import ConfigError, RefinementRefused
 from certunlearn.unlearn.base import CERTIFICATES
@@ -186,11 +191,12 @@ class RefineCertifier:
         request_budget: float | None,
         fallback_start: torch.Tensor | None,
         unit_roundoff: float,
+        not_public: tuple[str, ...] = (),
     ) -> tuple[torch.Tensor, Bound, float | None, RefineOutcome | None]:
         """Refine ``start`` for the cumulative ``deleted`` set: (candidate, bound, budget, outcome).
 
         Without a public budget nothing is refined: ``start`` comes back with an uncertified bound
-        that says why (budget and outcome None).
+        that says why (budget and outcome None; ``not_public`` lists why the constants are not public).
 
         Raises:
             RefinementRefused: The measured bound stayed above the budget (nothing may be released).
@@ -200,8 +206,9 @@ class RefineCertifier:
                 request_budget=request_budget, unlearner_budget=self.sensitivity_budget, epsilon=epsilon,
                 delta=delta, dim=self.objective.dim, assumptions=assumptions, calibration=self.calibration,
                 risk_tolerance=self.risk_tolerance, unit_roundoff=unit_roundoff)
-        except NoPublicBudget as exc:
-            return start, Bound("refine-erm", math.inf, "uncertified", (), (str(exc),), None), None, None
+        except NoPublicBudget as exc:  # say why the constants are not public, when they are not
+            reasons = (str(exc),) + tuple(f"the default budget rule cannot be used: {p}" for p in not_public)
+            return start, Bound("refine-erm", math.inf, "uncertified", (), reasons, None), None, None
         keep = self.keep_mask(deleted)
         outcome = self.refiner.refine(start, keep, budget, fallback_start=fallback_start)
         statements = () if assumptions is None else assumptions.describe()

@@ -37,8 +37,8 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict, replace
 from collections.abc import Iterable
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ from certunlearn.certify.bounds import (
 )
 from certunlearn.certify.ledger import Ledger
 from certunlearn.certify.refine import DEFAULT_RISK_TOLERANCE
-from certunlearn.certify.rounding import Precision, sgd_trajectory_error
+from certunlearn.certify.rounding import hfocu_rounding, sgd_trajectory_error
 from certunlearn.errors import (
     AssumptionError,
     ConfigError,
@@ -344,6 +344,15 @@ class HFOCU(Unlearner):
     def _bound_from_counts(self, counts: np.ndarray) -> Bound | None:
         if self.assumptions_ is None:
             return None
+        terms = None
+        a = self.assumptions_
+        if self.trajectory_error_ is not None and a.error_model is not None:  # once for both bounds
+            terms = hfocu_rounding(
+                lrs=self.index_.lrs, batch_sizes=self.index_.batch_sizes, deletion_counts=counts,
+                precision=self.precision_, model=a.error_model, gradient_bound=a.gradient_bound,
+                smoothness=a.smoothness, strong_convexity=a.strong_convexity, dim=self.fm_.dim,
+                hessian_lipschitz=a.hessian_lipschitz, projection=self.config.projection_radius is not None,
+                trajectory=self.trajectory_error_)
         common = dict(
             lrs=self.index_.lrs,
             batch_sizes=self.index_.batch_sizes,
@@ -352,6 +361,7 @@ class HFOCU(Unlearner):
             clip_norm=self.config.clip_norm,
             precision=self.precision_,
             trajectory_error=self.trajectory_error_,
+            rounding_terms=terms,
         )
         bound = coupled_sgd_bound(**common, projection=self.config.projection_radius is not None)
         if bound.certified and self.assumptions_.hessian_lipschitz is not None:
@@ -368,9 +378,10 @@ class HFOCU(Unlearner):
         """Draw the next release's standard normal noise now, while no request is waiting.
 
         The next (non-dry-run) ``forget`` with σ > 0 adds σ times this draw instead of drawing, so
-        its latency is a few vector additions; the draw is then discarded (never reused). Drawing
-        ahead changes nothing else: the noise is independent of the request, and with the same
-        generator the release is identical to drawing at request time.
+        its latency is a few vector additions; the draw is then discarded (never reused). Dry runs
+        draw their own noise and leave the prefetched draw for that release. Drawing ahead changes
+        nothing else: the noise is independent of the request, and with the same generator the
+        release is identical to drawing at request time.
 
         Example:
             >>> from certunlearn.models import LogisticRegression
@@ -438,7 +449,9 @@ class HFOCU(Unlearner):
             method=self.name, request=request, previous=self.deleted_, epsilon=epsilon, delta=delta,
             state=self._state, noise_sensitivity=self.noise_sensitivity, calibration=self.calibration,
             generator=generator, ledger=self.ledger, dry_run=dry_run, request_id=request_id, started=started,
-            standard_noise=getattr(self, "prefetched_noise_", None),
+            # a prefetched draw serves one release: a dry run draws its own (else the two outputs would
+            # share a noise vector, and their difference would reveal the noiseless models' difference)
+            standard_noise=None if dry_run else getattr(self, "prefetched_noise_", None),
         )
         previous = self.released_noiseless_ if self.released_noiseless_ is not None else self.theta_ + self.sum_a_
         if self.certificate_ == "refine":
@@ -478,7 +491,7 @@ class HFOCU(Unlearner):
         public = None if self.assumption_problems_ else self.assumptions_
         return certifier.certify(start, cumulative, epsilon=epsilon, delta=delta, assumptions=public,
                                  request_budget=budget, fallback_start=self.anchor_,
-                                 unit_roundoff=self.precision_.u)
+                                 unit_roundoff=self.precision_.u, not_public=self.assumption_problems_)
 
     def _state(self, theta: Tensor) -> dict[str, Tensor]:
         # views, not FunctionalModel.state_dict's copies: forget is the latency-critical path

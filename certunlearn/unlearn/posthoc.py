@@ -307,7 +307,8 @@ class PostHocUnlearner(Unlearner):
             theta, bound, budget, outcome = self.certifier_.certify(
                 theta, cumulative, epsilon=epsilon, delta=delta,  # type: ignore[arg-type]
                 assumptions=None if self.assumption_problems_ else self.assumptions_,
-                request_budget=sensitivity_budget, fallback_start=self.theta_star, unit_roundoff=self.precision_.u)
+                request_budget=sensitivity_budget, fallback_start=self.theta_star, unit_roundoff=self.precision_.u,
+                not_public=self.assumption_problems_)
             extras.update(refine_extras(outcome, self.certifier_.refiner.preconditioner_kind))
             extras["method_output_distance"] = float((theta.to(method_output.dtype) - method_output).norm())
             extras["retained_loss"] = float(self.objective(theta, keep))

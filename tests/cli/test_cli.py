@@ -219,3 +219,62 @@ def test_forget_rejects_weights_of_another_architecture(user_model_files) -> Non
     ])
     assert result.exit_code == 2
     assert "weights do not fit the model" in result.stderr
+
+
+def _forget_args(d, *extra: str) -> list[str]:
+    return ["forget", "--model", "logreg", "--model-arg", "dtype=float64", "--weights", str(d / "w.pt"),
+            "--data", str(d / "data.npz"), "--ids", "3,7", "--weight-decay", "0.1", "--epsilon", "1",
+            "--delta", "1e-5", "--out", str(d / "out"), "--json", *extra]
+
+
+def test_forget_certifies_by_refinement_under_a_given_budget(user_model_files) -> None:
+    from certunlearn.certify.gaussian import gaussian_sigma
+
+    d = user_model_files
+    result = runner.invoke(app, _forget_args(d, "--method", "finetune", "--sensitivity-budget", "0.01"))
+    assert result.exit_code == 0, result.output
+    res = json.loads(result.stdout)["result"]
+    assert res["certified"] is True and res["certificate"] == "refine" and res["reference"] == "erm"
+    assert res["sensitivity"] == res["sensitivity_budget"] == 0.01 and 0 < res["measured_bound"] <= 0.01
+    assert res["sigma"] == pytest.approx(gaussian_sigma(epsilon=1.0, delta=1e-5, sensitivity=0.01), rel=1e-12)
+    assert (d / "out" / "released.pt").is_file()
+
+
+def test_forget_default_budget_needs_a_public_feature_bound(user_model_files) -> None:
+    import numpy as np
+
+    d = user_model_files
+    X = np.load(d / "data.npz")["X"]
+    X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1.0)  # rows clipped to norm 1
+    np.savez(d / "data.npz", X=X, y=(X[:, 0] > 0).astype(int))
+    without = runner.invoke(app, _forget_args(d, "--method", "newton"))
+    assert without.exit_code == 0, without.output
+    res = json.loads(without.stdout)["result"]
+    assert res["certified"] is False and any("no public sensitivity budget" in r for r in res["reasons"])
+    with_bound = runner.invoke(app, _forget_args(d, "--method", "newton", "--feature-norm-bound", "1"))
+    res = json.loads(with_bound.stdout)["result"]
+    assert res["certified"] is True and res["certificate"] == "refine"
+    assert res["sensitivity_budget"] > 0 and "default rule" in " ".join(res["assumptions"])
+
+
+def test_forget_worst_case_certificate_is_chosen_by_flag(user_model_files) -> None:
+    d = user_model_files
+    result = runner.invoke(app, _forget_args(d, "--method", "finetune", "--certificate", "worst-case",
+                                             "--sensitivity-budget", "0.01"))
+    assert result.exit_code == 0, result.output
+    res = json.loads(result.stdout)["result"]
+    assert res["certified"] is False and res["certificate"] == "worst-case"
+    assert any("without a proven error bound" in r for r in res["reasons"])
+
+
+@pytest.mark.parametrize(("args", "message", "code"), [
+    (["--certificate", "best"], "certificate must be one of", 2),
+    (["--sensitivity-budget", "-1"], "sensitivity_budget must be > 0", 2),
+    (["--sensitivity-budget", "1e-30"], "refused", 1),  # unreachable: nothing may be released
+])
+def test_forget_certificate_errors_exit_and_write_nothing(user_model_files, args, message, code) -> None:
+    d = user_model_files
+    result = runner.invoke(app, _forget_args(d, "--method", "newton", *args))
+    assert result.exit_code == code, result.output
+    assert message in result.stderr
+    assert not (d / "out").exists()

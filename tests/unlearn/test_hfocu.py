@@ -4,7 +4,7 @@ errors (atomic), uncertified cases, persistence, and CUDA parity.
 
 These tests are about the statistics and the worst-case certificate (reference: the coupled retrain),
 so the unlearners here use ``certificate="worst-case"``; the refine certificate, the default for
-softmax regression, is tested in tests/unlearn/test_refine.py.
+softmax regression, is tested in tests/unlearn/test_refine_unlearn.py.
 
 Expected values come from the slow reference (tests/reference/hfocu_loop.py), from the coupled
 retrain oracle, or from certunlearn.certify.gaussian; never from the code under test.
@@ -729,11 +729,23 @@ def test_prefetched_noise_equals_drawing_at_request_time_and_is_used_once() -> N
     assert not torch.allclose(noise_1, noise_2)
 
 
-def test_dry_run_does_not_consume_prefetched_noise() -> None:
+def test_dry_run_neither_uses_nor_consumes_prefetched_noise() -> None:
+    """A prefetched draw serves exactly one release: a dry run draws from its own generator (sharing the
+    draw would make the difference of the two outputs the difference of their noiseless models) and
+    leaves the draw for the next real release."""
     X, y, cfg = _prefetch_setup()
     hf = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0, certificate="worst-case").fit(X, y)
     hf.prefetch_noise(torch.Generator().manual_seed(5))
-    dry = hf.forget([2], epsilon=1.0, delta=1e-5, dry_run=True)
+    prefetched = hf.prefetched_noise_.clone()
+    flat = hf.fm_.layout.flatten  # the noise is drawn in the layout's order
+
+    def noise(res) -> torch.Tensor:
+        return flat(res.params_released) - flat(res.params_noiseless)
+
+    dry = hf.forget([2], epsilon=1.0, delta=1e-5, dry_run=True, generator=torch.Generator().manual_seed(9))
+    own = torch.randn(prefetched.shape, generator=torch.Generator().manual_seed(9), dtype=prefetched.dtype)
+    torch.testing.assert_close(noise(dry), dry.sigma * own, rtol=1e-12, atol=1e-15)
+    assert torch.equal(hf.prefetched_noise_, prefetched)
     real = hf.forget([2], epsilon=1.0, delta=1e-5)
-    assert torch.equal(_released_minus_noiseless(dry), _released_minus_noiseless(real))
+    torch.testing.assert_close(noise(real), real.sigma * prefetched, rtol=1e-12, atol=1e-15)
     assert hf.prefetched_noise_ is None
