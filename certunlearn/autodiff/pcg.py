@@ -89,7 +89,7 @@ def conjugate_gradients(
 
 
 def cholesky_preconditioner(hessian: Tensor) -> Preconditioner | None:
-    """P⁻¹r = H⁻¹r by a Cholesky factor of a dense ``[d, d]`` Hessian; None if it is not positive definite.
+    """P⁻¹r = H⁻¹r from a Cholesky factor of a dense ``[d, d]`` Hessian; None if it is not positive definite.
 
     Example:
         >>> P = cholesky_preconditioner(torch.eye(2, dtype=torch.float64) * 2)
@@ -99,9 +99,12 @@ def cholesky_preconditioner(hessian: Tensor) -> Preconditioner | None:
     factor, info = torch.linalg.cholesky_ex(0.5 * (hessian + hessian.T))
     if int(info) != 0:
         return None
+    # the inverse once (d³/3 more flops): every application is then one matrix-vector product, several
+    # times faster than two triangular solves per call; a preconditioner needs no more accuracy
+    inverse = torch.cholesky_inverse(factor)
 
     def apply(r: Tensor) -> Tensor:
-        return torch.cholesky_solve(r.unsqueeze(1), factor).squeeze(1)
+        return inverse @ r
 
     return apply
 

@@ -37,6 +37,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -76,10 +77,10 @@ class RefineOptions:
         fallback: Restart from the trained model when the steps run out (an exact retrain).
         start: HF-OCU only: ``anchor`` (one Newton step from the training ERM, stored at fit time;
             measured closer than the statistics' update, docs/theory.md §10) or ``update`` (w_T + Σ a_u).
-        polish: When the first certified iterate's bound is loose (the gradient bound, or the Newton
-            bound with 2Mr/λ > 1/4), take one more Newton step and release that iterate if it is
-            certified too: a tighter bound and a candidate closer to the exact retrain for one more
-            data pass or two (σ does not change: it follows the budget).
+        polish: When the first certified iterate's bound is loose (the gradient bound, or more than
+            twice the Newton step's length), take one more Newton step and release that iterate if it
+            is certified too: a tighter bound and a candidate closer to the exact retrain for a few more
+            data passes (σ does not change: it follows the budget).
     """
 
     max_steps: int = 20
@@ -141,6 +142,7 @@ class _Rows:
     count: int
     feature_norm: float
     lipschitz: float
+    tilde: Tensor | None
 
 
 class ErmObjective:
@@ -212,12 +214,33 @@ class ErmObjective:
         if self.declared is None:
             tilde = self._tilde[keep]
             feature_norm = float(torch.sqrt((tilde.max() ** 2 - 1.0).clamp(min=0.0))) * (1 + 1e-12) + 1e-300
-            # Lemma 13, averaged over the rows: ‖∇³ lse‖ ≤ 1/√2 times ‖x̃‖³
+            # Lemma 13, averaged over the rows: ‖∇³ lse‖ ≤ 1/√2 times ‖x̃‖³ (the global constant)
             lipschitz = float(tilde.pow(3).mean()) / math.sqrt(2.0) * (1 + 1e-12)
         else:
             feature_norm, lipschitz = 0.0, float(self.declared.hessian_lipschitz)  # type: ignore[arg-type]
-        self._cache = _Rows(keep, X, y, count, feature_norm, lipschitz)
+            tilde = None
+        self._cache = _Rows(keep, X, y, count, feature_norm, lipschitz, tilde)
         return self._cache
+
+    def local_lipschitz(self, theta: Tensor, rows: _Rows, radius: float) -> float:
+        """A Lipschitz constant of ∇²F_R on the ball of ``radius`` around ``theta`` (docs/theory.md, Lemma 25).
+
+        For softmax regression, with s_i = 1 − max_c p_c(x_i) at θ and t_i = ‖x̃_i‖·radius (the largest
+        change of row i's logits on the ball), every point of the ball has 1 − max_c p_c ≤ s_i + 2t_i
+        and ‖∇³ lse‖ ≤ min(1/√2, 2√2(1 − max_c p_c)), so the mean of ‖x̃_i‖³ min(1/√2, 2√2(s_i + 2t_i))
+        is one. Confident predictions (small s_i) make it much smaller than the global constant, which
+        widens the region where the Newton bound of Theorem 23 applies. Declared models: the declared M.
+        """
+        if self.declared is not None or rows.tilde is None:
+            return rows.lipschitz
+        with torch.no_grad():
+            p = torch.softmax(self.fm.outputs(theta, rows.X), dim=1)
+            s = (1.0 - p.max(dim=1).values).clamp(min=0.0) + 1e-12  # rounding of p: far below 1e-12
+            tilde = rows.tilde
+            third = torch.minimum(torch.full_like(s, 1.0 / math.sqrt(2.0)),
+                                  2.0 * math.sqrt(2.0) * (s + 2.0 * tilde * radius))
+            local = float((tilde.pow(3) * third).mean()) * (1 + 1e-12)
+        return min(local, rows.lipschitz)
 
     def error_model(self, theta: Tensor, rows: _Rows) -> ErrorModel:
         """Rounding bounds at ``theta``: measured norms for softmax regression, else the declared model."""
@@ -273,6 +296,7 @@ class Refiner:
         self.dtype = dtype or reference.dtype
         self._preconditioner: Preconditioner | None = None
         self._preconditioner_kind: str | None = None
+        self._dense: Tensor | None = None
 
     # ------------------------------------------------------------------ preconditioning
     @property
@@ -296,6 +320,8 @@ class Refiner:
             kind = "cholesky" if apply is not None else "none"
             if apply is None:
                 choice = "jacobi"
+            else:
+                self._dense = H  # the reference point's Hessian over all rows (Newton starts from it)
         if choice == "jacobi":
             diag = obj.diagonal(self.reference)
             if diag is not None:
@@ -304,28 +330,52 @@ class Refiner:
         return apply
 
     def newton_start(self, anchor: Tensor, anchor_gradient: Tensor, deleted: Tensor, n_remaining: int) -> Tensor:
-        """anchor − P⁻¹ ∇F_R(anchor), from the stored training gradient and the deleted rows' gradients only.
+        """One exact Newton step on F_R from the anchor, with no pass over the remaining rows.
 
-        ∇F_R(anchor) = (n ∇F_S(anchor) − Σ_{u∈U} ∇ℓ_u(anchor))/(n − m): m per-sample gradients and one
-        preconditioner solve, no pass over the data. With the Cholesky preconditioner this is one
-        Newton step with the training Hessian (the influence step); a start, not a certificate.
+        With S all rows and U the deleted ones, at the anchor (the reference point of the dense
+        preconditioner)
+
+            ∇F_R = (n ∇F_S − Σ_{u∈U} ∇ℓ_u)/(n − m),      ∇²F_R v = (n H_S v − Σ_{u∈U} ∇²ℓ_u v)/(n − m):
+
+        the stored ∇F_S and dense H_S, and the m deleted rows. The system ∇²F_R x = ∇F_R is solved by
+        conjugate gradients preconditioned by H_S's Cholesky factor (a few iterations of d² work).
+        A start, not a certificate: the measurement that follows certifies or refines it. Without a
+        dense preconditioner the start is the anchor itself.
         """
         obj = self.objective
         apply = self._build_preconditioner()
         if apply is None or self._preconditioner_kind != "cholesky":
             return anchor.to(self.dtype)
         Xu, yu = obj.X[deleted], obj.y[deleted]
-        removed = obj.fm.per_sample_grads(anchor, Xu, yu, weight_decay=obj.weight_decay).sum(dim=0)
-        gradient = (obj.n * anchor_gradient - removed) / n_remaining
-        return (anchor - apply(gradient)).to(self.dtype)
+        m, n = int(deleted.numel()), obj.n
+        removed_g, removed_hvp = obj.fm.grad_and_hvp_fn(anchor, Xu, yu, normalizer=1.0,
+                                                        weight_decay=obj.weight_decay)
+        gradient = (n * anchor_gradient - removed_g) / n_remaining
+        dense = self._dense
+
+        def hvp(v: Tensor) -> Tensor:
+            return (n * (dense @ v) - (removed_hvp(v) if m else 0.0)) / n_remaining
+
+        scale = float(gradient.norm())  # a start needs no more than a few correct digits
+        solution = conjugate_gradients(hvp, gradient, preconditioner=apply, max_iter=self.options.max_cg,
+                                       stop=lambda x, r: float(r.norm()) <= 1e-8 * scale)
+        return (anchor - solution.x).to(self.dtype)
 
     # ------------------------------------------------------------------ one measurement
-    def measure(self, theta: Tensor, keep: Tensor | None, budget: float) -> _Measurement:
-        """Gradient, a preconditioned Newton step x and Theorem 23's bound at ``theta`` (model dtype)."""
+    def _evaluate(self, theta: Tensor, rows: _Rows) -> tuple[Tensor, Tensor, Any]:
+        """(θ in float64, ∇F_R(θ), v ↦ ∇²F_R(θ)v): one pass over the remaining rows."""
         obj = self.objective
-        rows = obj.rows(keep)
         t64 = theta.detach().to(device=obj.X.device, dtype=torch.float64)  # exact: widening
         g, hvp = obj.fm.grad_and_hvp_fn(t64, rows.X, rows.y, normalizer=rows.count, weight_decay=obj.weight_decay)
+        return t64, g, hvp
+
+    def measure(self, theta: Tensor, keep: Tensor | None, budget: float,
+                evaluated: tuple[Tensor, Tensor, Any] | None = None) -> _Measurement:
+        """Gradient, a preconditioned Newton step x and Theorem 23's bound at ``theta`` (model dtype);
+        ``evaluated`` reuses a pass already made at ``theta`` (:meth:`_evaluate`)."""
+        obj = self.objective
+        rows = obj.rows(keep)
+        t64, g, hvp = evaluated if evaluated is not None else self._evaluate(theta, rows)
         lam = obj.strong_convexity
         g_norm = float(g.norm())
 
@@ -351,8 +401,11 @@ class Refiner:
         rounding_res = e_h * x_ub + e_g + MARGIN * _U64 * (float(hx.norm()) + g_norm) * inflate
         res_ub = float(residual.norm()) * inflate + rounding_res
         g_ub = g_norm * inflate + e_g
+        # Theorem 23 needs M only on the ball of radius ρ ≤ 2r around θ (Lemma 25 gives it there)
+        radius = 2.0 * (x_ub + res_ub / lam)
+        lipschitz = obj.local_lipschitz(t64, rows, radius)
         bound = erm_distance_bound(step_norm=x_ub, residual_norm=res_ub, gradient_norm=g_ub,
-                                   strong_convexity=lam, hessian_lipschitz=rows.lipschitz)
+                                   strong_convexity=lam, hessian_lipschitz=lipschitz)
         rounding = rounding_res / lam + (inflate - 1.0) * (x_ub + float(residual.norm()) / lam) + 1e-300
         return _Measurement(bound, x, g, solution.iterations + 1, rounding)
 
@@ -376,21 +429,62 @@ class Refiner:
         return (t64 - t * x).to(self.dtype), evaluations
 
     # ------------------------------------------------------------------ the loop
+    def _probe(self, theta: Tensor, rows: _Rows, budget: float, steps_left: int
+               ) -> tuple[Tensor, tuple[Tensor, Tensor, Any], int, float | None]:
+        """Quasi-Newton steps θ ← θ − P⁻¹∇F_R(θ) with the dense preconditioner, one pass each, while
+        they are long and shrink; returns (θ, its evaluation, steps taken, the first gradient bound).
+
+        P is the reference point's Hessian over all rows, within a few percent of ∇²F_R near the
+        solution, so each step gains about as much as a Newton step at a third of the passes. The
+        measured certificate is only computed once the step is short enough to be certified
+        (‖P⁻¹g‖ ≤ ¼ min(Δ_b, λ/(2M))) or the gradient bound ‖g‖/λ is within the budget; a step that
+        does not halve the gradient ends the probing.
+        """
+        evaluated = self._evaluate(theta, rows)
+        apply = self._build_preconditioner()
+        if self._preconditioner_kind != "cholesky" or apply is None:
+            return theta, evaluated, 0, None
+        obj = self.objective
+        region = obj.strong_convexity / (2.0 * rows.lipschitz) if rows.lipschitz > 0 else math.inf
+        target = 0.25 * min(budget, region)
+        steps, first = 0, None
+        previous = math.inf
+        while steps < steps_left:
+            g = evaluated[1]
+            g_norm = float(g.norm())
+            first = g_norm / obj.strong_convexity if first is None else first
+            x = apply(g)
+            # stop when the gradient bound alone may certify, when the step is short enough for the
+            # Newton bound, or when the steps stop paying (the gradient did not at least halve)
+            if g_norm <= obj.strong_convexity * budget or float(x.norm()) <= target or g_norm >= 0.5 * previous:
+                break
+            nxt = (evaluated[0] - x).to(self.dtype)
+            if torch.equal(nxt, theta):
+                break
+            theta, previous, steps = nxt, g_norm, steps + 1
+            evaluated = self._evaluate(theta, rows)
+        return theta, evaluated, steps, first
+
     def _run(self, theta: Tensor, keep: Tensor | None, budget: float, max_steps: int
              ) -> tuple[Tensor, _Measurement, int, int, int, float]:
         rows = self.objective.rows(keep)
-        hvps = passes = steps = 0
-        first: float | None = None
+        theta, evaluated, steps, first = self._probe(theta, rows, budget, max_steps)
+        hvps, passes = 0, 1 + steps  # the probe's evaluations; its last one is the first measurement's
         met: tuple[Tensor, _Measurement] | None = None  # the first certified iterate, if polishing goes on
         while True:
-            m = self.measure(theta, keep, budget)
-            hvps, passes = hvps + m.hvps, passes + 1 + m.hvps
+            if evaluated is None:
+                evaluated = self._evaluate(theta, rows)
+                passes += 1
+            m = self.measure(theta, keep, budget, evaluated)
+            evaluated = None
+            hvps, passes = hvps + m.hvps, passes + m.hvps
             first = m.bound.value if first is None else first
             if met is not None:  # after one polishing step: the later iterate if it is certified too
                 return (theta, m, steps, hvps, passes, first) if m.bound.value <= budget else (*met, steps, hvps,
                                                                                                passes, first)
             if m.bound.value <= budget:
-                loose = m.bound.kind == "gradient" or m.bound.condition > 0.25
+                # loose: more than twice the Newton step's length, which estimates the true distance
+                loose = m.bound.kind == "gradient" or m.bound.value > 2.0 * float(m.step.norm())
                 if not (self.options.polish and loose and steps < max_steps):
                     return theta, m, steps, hvps, passes, first
                 met = (theta, m)

@@ -255,7 +255,7 @@ def test_refined_candidate_is_certified_against_the_exact_retrain(problems, seed
     assert out.theta.dtype == dtype and out.theta.shape == (obj.dim,)
     assert out.bound.value <= budget
     assert out.start_bound >= float((theta_s - star).norm())  # the first measurement is sound too
-    assert out.steps >= 1 and out.hvps >= out.steps and out.passes > out.hvps
+    assert out.steps >= 1 and out.hvps >= 1 and out.passes > out.hvps
     check_sound_and_tight(out.theta, star, out.bound.value, out.rounding)
     assert 0 < out.rounding < 1e-9
 
@@ -357,8 +357,9 @@ def test_auto_preconditioner_switches_to_jacobi_above_max_dense_dim(problems):
     assert small.preconditioner_kind == "jacobi"
 
 
-def test_newton_start_is_one_newton_step_with_the_training_hessian(problems):
-    """anchor − H_S(anchor)⁻¹ ∇F_R(anchor), from the stored training gradient (reference: autograd)."""
+def test_newton_start_is_one_exact_newton_step_on_the_remaining_rows(problems):
+    """anchor − ∇²F_R(anchor)⁻¹ ∇F_R(anchor), computed from the stored training gradient and Hessian
+    and the deleted rows only (reference: autograd's dense Hessian of the remaining rows)."""
     X, y, lam, clip, theta_s = problems[2]
     obj = build_objective(X, y, lam, torch.float64)
     anchor = theta_s
@@ -366,8 +367,10 @@ def test_newton_start_is_one_newton_step_with_the_training_hessian(problems):
     refiner = Refiner(obj, reference=anchor)
     grad_s = ce_grad(anchor, X, y, lam, 3)
     got = refiner.newton_start(anchor, grad_s, torch.tensor(DELETED), int(keep.sum()))
-    want = anchor - torch.linalg.solve(ce_hessian(anchor, X, y, lam, 3), ce_grad(anchor, X[keep], y[keep], lam, 3))
-    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+    want = anchor - torch.linalg.solve(ce_hessian(anchor, X[keep], y[keep], lam, 3),
+                                       ce_grad(anchor, X[keep], y[keep], lam, 3))
+    # the step is solved to a relative residual of 1e-8 (a start, not a certificate)
+    assert float((got - want).norm()) <= 1e-6 * float((want - anchor).norm())
 
 
 def test_solve_reaches_the_exact_retrain(problems):
