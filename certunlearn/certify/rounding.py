@@ -244,6 +244,11 @@ class SoftmaxErrorModel:
         e_p = 0.5 * e_z + theta + math.sqrt(k) * p.tiny  # softmax is ½-Lipschitz (Lemma 9)
         return e_z, e_p, max(e_z, theta, e_p)
 
+    def probability_error(self, p: Precision) -> float:
+        """‖p̂ − p‖ per row: the computed probabilities against the exact ones (Lemma 17)."""
+        _, e_p, rel = self._probabilities(p)
+        return _finite_or_inf(e_p, rel)
+
     def sample_gradient(self, p: Precision) -> float:
         """Per-sample gradient λθ + (p − e_y) x̃ᵀ (Lemma 18)."""
         x, lam, r = self._x(), self.weight_decay, self.radius

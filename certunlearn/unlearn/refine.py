@@ -233,9 +233,13 @@ class ErmObjective:
         """
         if self.declared is not None or rows.tilde is None:
             return rows.lipschitz
+        e_p = self.error_model(theta, rows).probability_error(_FP64)  # type: ignore[attr-defined]
+        if not math.isfinite(e_p):
+            return rows.lipschitz
         with torch.no_grad():
             p = torch.softmax(self.fm.outputs(theta, rows.X), dim=1)
-            s = (1.0 - p.max(dim=1).values).clamp(min=0.0) + 1e-12  # rounding of p: far below 1e-12
+            # the computed p is within e_p of the exact one (Lemma 17), and 1 − p̂ rounds once
+            s = (1.0 - p.max(dim=1).values).clamp(min=0.0) + (e_p + _U64)
             tilde = rows.tilde
             third = torch.minimum(torch.full_like(s, 1.0 / math.sqrt(2.0)),
                                   2.0 * math.sqrt(2.0) * (s + 2.0 * tilde * radius))
