@@ -405,11 +405,16 @@ class Refiner:
         rounding_res = e_h * x_ub + e_g + MARGIN * _U64 * (float(hx.norm()) + g_norm) * inflate
         res_ub = float(residual.norm()) * inflate + rounding_res
         g_ub = g_norm * inflate + e_g
-        # Theorem 23 needs M only on the ball of radius ρ ≤ 2r around θ (Lemma 25 gives it there)
-        radius = 2.0 * (x_ub + res_ub / lam)
-        lipschitz = obj.local_lipschitz(t64, rows, radius)
         bound = erm_distance_bound(step_norm=x_ub, residual_norm=res_ub, gradient_norm=g_ub,
-                                   strong_convexity=lam, hessian_lipschitz=lipschitz)
+                                   strong_convexity=lam, hessian_lipschitz=rows.lipschitz)
+        if bound.kind == "gradient" or bound.condition > 0.5:
+            # Theorem 23 needs M only on the ball of radius ρ ≤ 2r around θ: Lemma 25's local constant
+            # (one more forward pass) can bring the Newton bound into reach, or tighten it
+            local = obj.local_lipschitz(t64, rows, 2.0 * (x_ub + res_ub / lam))
+            if local < rows.lipschitz:
+                bound = min(bound, erm_distance_bound(step_norm=x_ub, residual_norm=res_ub, gradient_norm=g_ub,
+                                                      strong_convexity=lam, hessian_lipschitz=local),
+                            key=lambda b: b.value)
         rounding = rounding_res / lam + (inflate - 1.0) * (x_ub + float(residual.norm()) / lam) + 1e-300
         return _Measurement(bound, x, g, solution.iterations + 1, rounding)
 
