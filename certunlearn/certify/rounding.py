@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -49,6 +49,7 @@ __all__ = [
     "Precision",
     "SoftmaxErrorModel",
     "cholesky_backward_error",
+    "HFOCURoundingPlan",
     "gamma",
     "hfocu_rounding",
     "newton_rounding",
@@ -389,8 +390,7 @@ def sgd_trajectory_error(
     u = precision.u
     lrs = np.asarray(lrs, dtype=np.float64)
     sizes = np.asarray(batch_sizes, dtype=np.float64)
-    unique = {int(b): model.batch_gradient(precision, int(b), float(b)) for b in np.unique(sizes)}
-    eps_g = np.array([unique[int(b)] for b in sizes])
+    eps_g = _per_size(sizes, lambda b: model.batch_gradient(precision, b, float(b)))
     if not np.all(np.isfinite(eps_g)):
         return np.full(lrs.size + 1, math.inf)
     radius = model.radius
@@ -398,14 +398,6 @@ def sgd_trajectory_error(
     if projection:
         step = step + MARGIN * (gamma(dim, u) + 4.0 * u) * radius
     return np.concatenate([[0.0], np.cumsum(step)])
-
-
-def _propagated(injections: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """A_t for t = 0..T: A_0 = 0, A_{t+1} = factors_t A_t + injections_t (on Python floats)."""
-    out = [0.0]
-    for f, i in zip(factors.tolist(), injections.tolist(), strict=True):
-        out.append(f * out[-1] + i)
-    return np.array(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,41 +471,116 @@ def hfocu_rounding(
         >>> r.first_order() > 0     # an id seen only in the last step: exact in theory, not in float32
         True
     """
-    u, u_s = precision.u, precision.u_storage
-    lrs = np.asarray(lrs, dtype=np.float64)
-    sizes = np.asarray(batch_sizes, dtype=np.float64)
-    counts = np.asarray(deletion_counts, dtype=np.float64)
-    G, beta, lam = float(gradient_bound), float(smoothness), float(strong_convexity)
-    if trajectory is None:
-        trajectory = sgd_trajectory_error(lrs=lrs, batch_sizes=sizes, precision=precision, model=model,
-                                          gradient_bound=G, dim=dim, projection=projection)
-    injections = lrs * counts * G / sizes
-    # A_t ≥ Σ_{u∈U} ‖a_u‖ before step t: ‖I − η_t H_t‖ ≤ 1 − η_t λ (Lemma 4), linear in the counts
-    a = _propagated(injections, np.maximum(1.0 - lrs * lam, 0.0))
-    unique = {int(b): (model.hvp(precision, int(b), float(b))) for b in np.unique(sizes)}
-    hvp = np.array([unique[int(b)] for b in sizes])
-    sample = model.sample_gradient(precision)
-    unbounded = HFOCURounding(math.inf, math.inf, math.inf, math.inf, math.inf)
-    if not (np.all(np.isfinite(trajectory)) and np.all(np.isfinite(hvp)) and math.isfinite(sample)):
-        return unbounded  # a first-order error above the limit somewhere: no bound at this precision
-    a_before, a_after = a[:-1], a[1:]
-    per_step = (u * a_after + 2.0 * u * lrs * (beta * a_before + injections)
-                + lrs * hvp * a_before + lrs * counts * (sample + u * G) / sizes + u_s * a_after)
-    if projection:
-        per_step = per_step + (gamma(dim, u) + 4.0 * u) * a_after
-    recorder = MARGIN * float(np.sum(per_step))
-    m = int(round(float(counts.sum())))
-    a_final = float(a[-1])
-    summation = MARGIN * (gamma(max(m, 1), u) * a_final + u * (model.radius + 2.0 * a_final) + u * a_final)
-    e_t = trajectory[:-1]
-    drift = float(np.sum(lrs * counts * lam * e_t / sizes))
-    coupling = 0.0
-    if hessian_lipschitz is not None:
-        coupling = float(np.sum(lrs * e_t * (float(hessian_lipschitz) * a_before + beta * counts / sizes)))
-    values = (float(trajectory[-1]), recorder, summation, drift, coupling)
-    if not all(math.isfinite(v) for v in values) or trajectory[-1] > 0.005 * model.radius:  # iterates stay in the model's ball
-        return unbounded
-    return HFOCURounding(*values)
+    plan = HFOCURoundingPlan(
+        lrs=lrs, batch_sizes=batch_sizes, precision=precision, model=model, gradient_bound=gradient_bound,
+        smoothness=smoothness, strong_convexity=strong_convexity, dim=dim, hessian_lipschitz=hessian_lipschitz,
+        projection=projection, trajectory=trajectory)
+    return plan.terms(deletion_counts)
+
+
+def _per_size(sizes: np.ndarray, fn: Any) -> np.ndarray:
+    """fn(batch size) for every step, evaluated once per distinct size."""
+    unique, inverse = np.unique(sizes, return_inverse=True)
+    return np.array([fn(int(b)) for b in unique], dtype=np.float64)[inverse]
+
+
+def _adjoint(weights: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """ψ with Σ_{t=0}^{T} w_t A_t = Σ_{t<T} inj_t ψ_{t+1} for A_0 = 0, A_{t+1} = f_t A_t + inj_t (ψ_{t+1} returned)."""
+    psi = [0.0] * len(factors)
+    acc = float(weights[-1])
+    w, f = weights.tolist(), factors.tolist()
+    for t in range(len(f) - 1, -1, -1):  # ψ_{t+1}; then ψ_t = w_t + f_t ψ_{t+1}
+        psi[t] = acc
+        acc = w[t] + f[t] * acc
+    return np.array(psi)
+
+
+class HFOCURoundingPlan:
+    """The request-independent part of :func:`hfocu_rounding` for one schedule, computed once.
+
+    Every term of Theorem 21 is linear in the deletion counts m_t: through A_t (a linear recursion
+    in the injections η_t m_t G/|B_t| with request-independent factors 1 − η_tλ) and directly. The plan
+    keeps, for each term, the adjoint weights that turn the counts into the term by one dot product,
+    so a request costs O(T) array work and no loop over the steps (``HFOCU`` builds one per fit).
+
+    Example:
+        >>> m = SoftmaxErrorModel(features=2, classes=2, feature_norm=1.0, radius=10.0, weight_decay=0.1)
+        >>> plan = HFOCURoundingPlan(lrs=np.full(3, 0.5), batch_sizes=np.full(3, 4), precision=Precision("float32"),
+        ...                          model=m, gradient_bound=4.0, smoothness=1.1, strong_convexity=0.1, dim=6)
+        >>> plan.terms(np.array([0, 0, 1])).first_order() > 0
+        True
+    """
+
+    def __init__(
+        self,
+        *,
+        lrs: np.ndarray,
+        batch_sizes: np.ndarray,
+        precision: Precision,
+        model: ErrorModel,
+        gradient_bound: float,
+        smoothness: float,
+        strong_convexity: float,
+        dim: int,
+        hessian_lipschitz: float | None = None,
+        projection: bool = False,
+        trajectory: np.ndarray | None = None,
+    ) -> None:
+        u, u_s = precision.u, precision.u_storage
+        lrs = np.asarray(lrs, dtype=np.float64)
+        sizes = np.asarray(batch_sizes, dtype=np.float64)
+        G, beta, lam = float(gradient_bound), float(smoothness), float(strong_convexity)
+        if trajectory is None:
+            trajectory = sgd_trajectory_error(lrs=lrs, batch_sizes=sizes, precision=precision, model=model,
+                                              gradient_bound=G, dim=dim, projection=projection)
+        self.u, self.radius, self.trajectory = u, model.radius, trajectory
+        hvp = _per_size(sizes, lambda b: model.hvp(precision, b, float(b)))
+        sample = model.sample_gradient(precision)
+        self.unbounded = not (np.all(np.isfinite(trajectory)) and np.all(np.isfinite(hvp)) and math.isfinite(sample)
+                              and trajectory[-1] <= 0.005 * model.radius)  # iterates stay in the model's ball
+        if self.unbounded:
+            return
+        T = lrs.size
+        factors = np.maximum(1.0 - lrs * lam, 0.0)  # ‖I − η_t H_t‖ ≤ 1 − η_t λ (Lemma 4)
+        self.injection = lrs * G / sizes  # injection per deleted id at step t
+        e_t = trajectory[:-1]
+        # weights of A_0..A_T in the recorder term (before-step and after-step parts) and in the coupling
+        after = u + u_s + ((gamma(dim, u) + 4.0 * u) if projection else 0.0)
+        w_rec = np.zeros(T + 1)
+        w_rec[:-1] += 2.0 * u * lrs * beta + lrs * hvp
+        w_rec[1:] += after
+        self.rec_adjoint = MARGIN * _adjoint(w_rec, factors)
+        self.rec_direct = MARGIN * (2.0 * u * lrs * G / sizes + lrs * (sample + u * G) / sizes)  # per deleted id
+        final = np.zeros(T + 1)
+        final[-1] = 1.0
+        self.final_adjoint = _adjoint(final, factors)
+        self.drift = lrs * lam * e_t / sizes
+        self.coupling_adjoint = None
+        if hessian_lipschitz is not None:
+            w_coup = np.zeros(T + 1)
+            w_coup[:-1] = lrs * e_t * float(hessian_lipschitz)
+            self.coupling_adjoint = _adjoint(w_coup, factors)
+            self.coupling_direct = lrs * e_t * beta / sizes
+
+    def terms(self, deletion_counts: np.ndarray) -> HFOCURounding:
+        """The floating-point terms of a deletion with counts m_t."""
+        if self.unbounded:
+            return HFOCURounding(math.inf, math.inf, math.inf, math.inf, math.inf)
+        counts = np.asarray(deletion_counts, dtype=np.float64)
+        injections = self.injection * counts
+        recorder = float(injections @ self.rec_adjoint + counts @ self.rec_direct)
+        a_final = float(injections @ self.final_adjoint)
+        u = self.u
+        m = int(round(float(counts.sum())))
+        summation = MARGIN * (gamma(max(m, 1), u) * a_final + u * (self.radius + 2.0 * a_final) + u * a_final)
+        drift = float(counts @ self.drift)
+        coupling = 0.0
+        if self.coupling_adjoint is not None:
+            coupling = float(injections @ self.coupling_adjoint + counts @ self.coupling_direct)
+        values = (float(self.trajectory[-1]), recorder, summation, drift, coupling)
+        if not all(math.isfinite(v) for v in values):
+            return HFOCURounding(math.inf, math.inf, math.inf, math.inf, math.inf)
+        return HFOCURounding(*values)
 
 
 # ---------------------------------------------------------------------------- linear algebra

@@ -56,7 +56,7 @@ from certunlearn.certify.bounds import (
 )
 from certunlearn.certify.ledger import Ledger
 from certunlearn.certify.refine import DEFAULT_RISK_TOLERANCE
-from certunlearn.certify.rounding import hfocu_rounding, sgd_trajectory_error
+from certunlearn.certify.rounding import HFOCURoundingPlan, sgd_trajectory_error
 from certunlearn.errors import (
     AssumptionError,
     ConfigError,
@@ -234,11 +234,17 @@ class HFOCU(Unlearner):
         self.precision_ = precision_of(fm.dtype, fm.device, storage=store.storage_dtype)
         a = self.assumptions_
         self.trajectory_error_ = None
+        self.rounding_plan_: HFOCURoundingPlan | None = None
         if a is not None and a.convex and a.error_model is not None:  # the worst-case bounds' rounding (§9)
+            projection = self.config.projection_radius is not None
             self.trajectory_error_ = sgd_trajectory_error(
                 lrs=self.index_.lrs, batch_sizes=self.index_.batch_sizes, precision=self.precision_,
-                model=a.error_model, gradient_bound=a.gradient_bound, dim=fm.dim,
-                projection=self.config.projection_radius is not None)
+                model=a.error_model, gradient_bound=a.gradient_bound, dim=fm.dim, projection=projection)
+            self.rounding_plan_ = HFOCURoundingPlan(
+                lrs=self.index_.lrs, batch_sizes=self.index_.batch_sizes, precision=self.precision_,
+                model=a.error_model, gradient_bound=a.gradient_bound, smoothness=a.smoothness,
+                strong_convexity=a.strong_convexity, dim=fm.dim, hessian_lipschitz=a.hessian_lipschitz,
+                projection=projection, trajectory=self.trajectory_error_)
         self._set_certificate(fm, theta, X, y, anchor)
 
     def _set_certificate(self, fm: FunctionalModel, theta: Tensor, X: Tensor, y: Tensor | None,
@@ -344,15 +350,8 @@ class HFOCU(Unlearner):
     def _bound_from_counts(self, counts: np.ndarray) -> Bound | None:
         if self.assumptions_ is None:
             return None
-        terms = None
-        a = self.assumptions_
-        if self.trajectory_error_ is not None and a.error_model is not None:  # once for both bounds
-            terms = hfocu_rounding(
-                lrs=self.index_.lrs, batch_sizes=self.index_.batch_sizes, deletion_counts=counts,
-                precision=self.precision_, model=a.error_model, gradient_bound=a.gradient_bound,
-                smoothness=a.smoothness, strong_convexity=a.strong_convexity, dim=self.fm_.dim,
-                hessian_lipschitz=a.hessian_lipschitz, projection=self.config.projection_radius is not None,
-                trajectory=self.trajectory_error_)
+        # the floating-point terms: once for both bounds, from the fit's plan (dot products with the counts)
+        terms = None if self.rounding_plan_ is None else self.rounding_plan_.terms(counts)
         common = dict(
             lrs=self.index_.lrs,
             batch_sizes=self.index_.batch_sizes,
