@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import single_torch_thread
+from reference.erm import ce_grad, ce_objective, newton_minimise, ridge_solution
 from torch import Tensor
 
 from certunlearn.certify.gaussian import gaussian_sigma
@@ -57,15 +58,6 @@ def ridge_problem(seed: int, noise: float, n: int = 60, p: int = 4):
     w = torch.randn(p, dtype=torch.float64, generator=g)
     y = X @ w + 0.3 + noise * torch.randn(n, dtype=torch.float64, generator=g)
     return X, y
-
-
-def ridge_solution(X: Tensor, y: Tensor, keep: Tensor, lam: float) -> Tensor:
-    """argmin (1/|R|) Σ_R ½(wᵀx + b − y)² + (λ/2)(‖w‖² + b²): (X̃ᵀX̃/|R| + λI)θ = X̃ᵀy/|R|."""
-    Xr, yr = X[keep], y[keep]
-    r = Xr.shape[0]
-    Xt = torch.cat([Xr, torch.ones(r, 1, dtype=X.dtype)], dim=1)
-    A = Xt.T @ Xt / r + lam * torch.eye(Xt.shape[1], dtype=X.dtype)
-    return torch.linalg.solve(A, Xt.T @ yr / r)
 
 
 def ridge_model(theta: Tensor) -> torch.nn.Linear:
@@ -113,31 +105,6 @@ def test_ridge_regression_lands_on_the_closed_form(cls, kwargs, rtol, atol, nois
 
 # =========================================================================== softmax regression
 LOGREG_NAMES = ("linear.weight", "linear.bias")
-
-
-def ce_objective(theta: Tensor, X: Tensor, y: Tensor, lam: float, K: int) -> Tensor:
-    """(1/n) Σ CE(Wx + b, y) + (λ/2)‖θ‖², θ = [vec W; b] (weight row-major, then bias)."""
-    p = X.shape[1]
-    W, b = theta[: K * p].view(K, p), theta[K * p :]
-    return F.cross_entropy(X @ W.T + b, y) + 0.5 * lam * theta.pow(2).sum()
-
-
-def ce_grad(theta: Tensor, X: Tensor, y: Tensor, lam: float, K: int) -> Tensor:
-    return torch.autograd.functional.jacobian(lambda t: ce_objective(t, X, y, lam, K), theta)
-
-
-def newton_minimise(X: Tensor, y: Tensor, lam: float, K: int, start: Tensor | None = None) -> Tensor:
-    """Minimiser of the strongly convex softmax objective by plain Newton (quadratic convergence)."""
-    d = K * (X.shape[1] + 1)
-    theta = torch.zeros(d, dtype=torch.float64) if start is None else start.clone()
-    for _ in range(60):
-        g = ce_grad(theta, X, y, lam, K)
-        if float(g.norm()) < 1e-14:
-            break
-        H = torch.autograd.functional.hessian(lambda t: ce_objective(t, X, y, lam, K), theta)
-        theta = theta - torch.linalg.solve(H, g)
-    assert float(ce_grad(theta, X, y, lam, K).norm()) < 1e-12
-    return theta
 
 
 def logreg_with(theta: Tensor, p: int, K: int) -> LogisticRegression:

@@ -23,8 +23,8 @@ import warnings
 
 import pytest
 import torch
-import torch.nn.functional as F
 from conftest import single_torch_thread
+from reference.erm import ce_grad, ce_hessian, ce_objective, newton_minimise, ridge_solution
 from torch import Tensor
 
 from certunlearn.certify.bounds import Assumptions
@@ -63,54 +63,7 @@ def flat(state: dict[str, Tensor], names: tuple[str, ...] = NAMES) -> Tensor:
     return torch.cat([state[k].reshape(-1) for k in names]).to(torch.float64)
 
 
-# =========================================================================== references
-def ce_objective(theta: Tensor, X: Tensor, y: Tensor, lam: float, K: int) -> Tensor:
-    """(1/|R|) Σ CE(Wx + b, y) + (λ/2)‖θ‖², θ = [vec W; b]."""
-    p = X.shape[1]
-    W, b = theta[: K * p].view(K, p), theta[K * p:]
-    return F.cross_entropy(X @ W.T + b, y) + 0.5 * lam * theta.pow(2).sum()
-
-
-def ce_grad(theta: Tensor, X: Tensor, y: Tensor, lam: float, K: int) -> Tensor:
-    return torch.autograd.functional.jacobian(lambda t: ce_objective(t, X, y, lam, K), theta)
-
-
-def ce_hessian(theta: Tensor, X: Tensor, y: Tensor, lam: float, K: int) -> Tensor:
-    return torch.autograd.functional.hessian(lambda t: ce_objective(t, X, y, lam, K), theta)
-
-
-def newton_minimise(X: Tensor, y: Tensor, lam: float, K: int, start: Tensor | None = None) -> Tensor:
-    """argmin of the strongly convex softmax objective (float64): damped Newton to ‖g‖ < 1e-13, then
-    two more full steps (quadratic convergence: the result is at the float64 floor)."""
-    X = X.to(torch.float64)
-    d = K * (X.shape[1] + 1)
-    theta = torch.zeros(d, dtype=torch.float64) if start is None else start.to(torch.float64).clone()
-    extra = 0
-    for _ in range(200):
-        g = ce_grad(theta, X, y, lam, K)
-        if float(g.norm()) < 1e-13:
-            extra += 1
-            if extra > 2:
-                break
-        step = torch.linalg.solve(ce_hessian(theta, X, y, lam, K), g)
-        f0, t, slope = float(ce_objective(theta, X, y, lam, K)), 1.0, float(g @ step)
-        if float(g.norm()) > 1e-6:
-            while float(ce_objective(theta - t * step, X, y, lam, K)) > f0 - 1e-4 * t * slope and t > 1e-10:
-                t *= 0.5
-        theta = theta - t * step
-    assert float(ce_grad(theta, X, y, lam, K).norm()) < 1e-13
-    return theta
-
-
-def ridge_solution(X: Tensor, y: Tensor, keep: Tensor, lam: float) -> Tensor:
-    """argmin (1/|R|) Σ_R ½(wᵀx + b − y)² + (λ/2)(‖w‖² + b²), in closed form."""
-    Xr, yr = X[keep], y[keep]
-    r = Xr.shape[0]
-    Xt = torch.cat([Xr, torch.ones(r, 1, dtype=X.dtype)], dim=1)
-    A = Xt.T @ Xt / r + lam * torch.eye(Xt.shape[1], dtype=X.dtype)
-    return torch.linalg.solve(A, Xt.T @ yr / r)
-
-
+# =========================================================================== problems
 def softmax_problem(seed: int, n: int = 80, p: int = 3, K: int = 3, clip: float = 1.0):
     g = gen(seed)
     X = 0.9 * clip * torch.randn(n, p, dtype=torch.float64, generator=g)
