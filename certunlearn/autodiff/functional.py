@@ -41,6 +41,8 @@ def _cross_entropy(outputs: Tensor, y: Tensor) -> Tensor:
 
 
 def _squared_error(outputs: Tensor, y: Tensor) -> Tensor:
+    if outputs.shape[0] == 0:  # no rows: reshape(0, -1) would be ambiguous
+        return outputs.new_zeros(0)
     target = y.to(outputs.dtype).reshape(outputs.shape[0], -1)
     return 0.5 * (outputs.reshape(outputs.shape[0], -1) - target).pow(2).sum(dim=1)
 
@@ -232,9 +234,15 @@ class FunctionalModel:
         return self.grad_and_hvp_fn(theta, X, y, normalizer=normalizer, weight_decay=weight_decay)[1]
 
     def grad_and_hvp_fn(
-        self, theta: Tensor, X: Tensor, y: Tensor, *, normalizer: float, weight_decay: float
+        self, theta: Tensor, X: Tensor, y: Tensor, *, normalizer: float, weight_decay: float,
+        row_mask: Tensor | None = None,
     ) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
         """The objective's gradient ``[d]`` (detached) and :meth:`hvp_fn`, sharing one pass over the data.
+
+        ``row_mask [B]`` (bool) restricts the objective to the rows where it is True. A chain network
+        evaluates every row and multiplies the excluded ones' contributions by exact zeros, so the
+        data tensor (and its cached transpose) is the same from one request to the next; other models
+        select the rows.
 
         Example:
             >>> from certunlearn.models import LogisticRegression
@@ -245,11 +253,13 @@ class FunctionalModel:
             >>> bool(torch.allclose(g, ref)), hvp(torch.ones(fm.dim, dtype=torch.float64)).shape
             (True, torch.Size([8]))
         """
+        if row_mask is not None and (self.chain is None or not bool(row_mask.any())):
+            X, y, row_mask = X[row_mask], y[row_mask], None
         if X.shape[0] == 0:
             return self.objective_grad(theta, X, y, normalizer=normalizer, weight_decay=weight_decay), torch.zeros_like
         if self.chain is not None:
             g, apply = self.chain.grad_and_hvp_operator(theta, X, y, normalizer=normalizer,
-                                                        weight_decay=weight_decay)
+                                                        weight_decay=weight_decay, row_mask=row_mask)
             return g.detach(), lambda v: apply(v.unsqueeze(0))[0]
         g, pullback = vjp(self._grad_fn(X, y, normalizer, weight_decay), theta)
         return g.detach(), lambda v: pullback(v)[0]

@@ -136,9 +136,12 @@ class RefineOutcome:
 
 @dataclass(frozen=True, slots=True)
 class _Rows:
+    """The remaining rows: ``X, y`` restricted by ``mask`` (None: every row of ``X``)."""
+
     keep: Tensor
     X: Tensor
     y: Tensor
+    mask: Tensor | None
     count: int
     feature_norm: float
     lipschitz: float
@@ -205,10 +208,16 @@ class ErmObjective:
         cached = self._cache
         if cached is not None and (cached.keep is keep or (keep is not None and torch.equal(cached.keep, keep))):
             return cached
+        everything = keep is None or bool(keep.all())
         if keep is None:
             keep = torch.ones(self.n, dtype=torch.bool, device=self.X.device)
-        X, y = self.X[keep], self.y[keep]
-        count = int(X.shape[0])
+        if everything:
+            X, y, mask = self.X, self.y, None
+        elif self.fm.chain is not None:  # all rows, the deleted ones weighted by exact zeros (no copy of X)
+            X, y, mask = self.X, self.y, keep
+        else:
+            X, y, mask = self.X[keep], self.y[keep], None
+        count = int(keep.sum())
         if count == 0:
             raise UnlearningError("no remaining rows: the exact retrain is undefined")
         if self.declared is None:
@@ -219,7 +228,7 @@ class ErmObjective:
         else:
             feature_norm, lipschitz = 0.0, float(self.declared.hessian_lipschitz)  # type: ignore[arg-type]
             tilde = None
-        self._cache = _Rows(keep, X, y, count, feature_norm, lipschitz, tilde)
+        self._cache = _Rows(keep, X, y, mask, count, feature_norm, lipschitz, tilde)
         return self._cache
 
     def local_lipschitz(self, theta: Tensor, rows: _Rows, radius: float) -> float:
@@ -238,6 +247,8 @@ class ErmObjective:
             return rows.lipschitz
         with torch.no_grad():
             p = torch.softmax(self.fm.outputs(theta, rows.X), dim=1)
+            if rows.mask is not None:
+                p = p[rows.mask]
             # the computed p is within e_p of the exact one (Lemma 17), and 1 − p̂ rounds once
             s = (1.0 - p.max(dim=1).values).clamp(min=0.0) + (e_p + _U64)
             tilde = rows.tilde
@@ -256,7 +267,11 @@ class ErmObjective:
 
     def value(self, theta: Tensor, rows: _Rows) -> float:
         """F_R(θ) (float64; used by the line search only)."""
-        return float(self.fm.objective(theta, rows.X, rows.y, normalizer=rows.count, weight_decay=self.weight_decay))
+        losses = self.fm.sample_losses(theta, rows.X, rows.y)
+        if rows.mask is not None:
+            losses = losses[rows.mask]
+        reg = 0.5 * self.weight_decay * float(theta.pow(2).sum()) * rows.count
+        return (float(losses.sum()) + reg) / rows.count
 
     def diagonal(self, theta: Tensor) -> Tensor | None:
         """The Hessian's diagonal over all rows (softmax regression only), for the Jacobi preconditioner."""
@@ -370,7 +385,8 @@ class Refiner:
         """(θ in float64, ∇F_R(θ), v ↦ ∇²F_R(θ)v): one pass over the remaining rows."""
         obj = self.objective
         t64 = theta.detach().to(device=obj.X.device, dtype=torch.float64)  # exact: widening
-        g, hvp = obj.fm.grad_and_hvp_fn(t64, rows.X, rows.y, normalizer=rows.count, weight_decay=obj.weight_decay)
+        g, hvp = obj.fm.grad_and_hvp_fn(t64, rows.X, rows.y, normalizer=rows.count, weight_decay=obj.weight_decay,
+                                        row_mask=rows.mask)
         return t64, g, hvp
 
     def measure(self, theta: Tensor, keep: Tensor | None, budget: float,

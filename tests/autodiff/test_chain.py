@@ -190,3 +190,94 @@ def test_cpu_scratch_space_is_reused_and_can_be_dropped() -> None:
     fm.chain.clear_workspace()
     assert not fm.chain._workspace
     torch.testing.assert_close(fm.batch_hvp(fm.theta0, X, y, V, normalizer=8.0, weight_decay=0.1), first)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    hidden=st.lists(st.integers(1, 5), min_size=0, max_size=2),
+    activation=st.sampled_from(ACTS),
+    loss=st.sampled_from(["cross_entropy", "mse"]),
+    n=st.integers(1, 8),
+    k=st.integers(1, 4),
+    weight_decay=st.sampled_from([0.0, 0.3]),
+    seed=st.integers(0, 2**16),
+)
+def test_row_mask_equals_the_selected_rows(hidden, activation, loss, n, k, weight_decay, seed) -> None:
+    """Masked rows (exact zero weights on all of X) give the objective of X[mask]: gradient, the
+    one-vector HVP and the block HVP, with the weight decay counted once per kept row."""
+    g = torch.Generator().manual_seed(seed)
+    model = (LogisticRegression(4, 3) if not hidden
+             else MLP(4, 3, hidden=tuple(hidden), activation=activation, generator=g))
+    fast, slow = _pair(model, loss)
+    X = torch.randn(n, 4, dtype=torch.float64, generator=g)
+    y = _targets(loss, n, 3, g)
+    mask = torch.rand(n, generator=g) < 0.6
+    theta = fast.theta0 + 0.5 * torch.randn(fast.dim, dtype=torch.float64, generator=g)
+    V = torch.randn(k, fast.dim, dtype=torch.float64, generator=g)
+    norm = 2.5
+    H = slow.dense_hessian(theta, X[mask], y[mask], normalizer=norm, weight_decay=weight_decay)
+    want_g = slow.objective_grad(theta, X[mask], y[mask], normalizer=norm, weight_decay=weight_decay)
+    grad, hvp = fast.grad_and_hvp_fn(theta, X, y, normalizer=norm, weight_decay=weight_decay, row_mask=mask)
+    torch.testing.assert_close(grad, want_g, atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(hvp(V[0]), H @ V[0], atol=1e-11, rtol=1e-9)
+    if bool(mask.any()):
+        grad2, block = fast.chain.grad_and_hvp_operator(theta, X, y, normalizer=norm, weight_decay=weight_decay,
+                                                        row_mask=mask)
+        torch.testing.assert_close(grad2, want_g, atol=1e-12, rtol=1e-10)
+        torch.testing.assert_close(block(V), V @ H, atol=1e-11, rtol=1e-9)
+    # the generic path selects the rows
+    g_slow, hvp_slow = slow.grad_and_hvp_fn(theta, X, y, normalizer=norm, weight_decay=weight_decay, row_mask=mask)
+    torch.testing.assert_close(g_slow, want_g, atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(hvp_slow(V[0]), H @ V[0], atol=1e-11, rtol=1e-9)
+
+
+def test_excluded_rows_do_not_change_the_masked_result_at_all() -> None:
+    """The rows the mask excludes enter only through exact zeros: any values there, same bits."""
+    g = torch.Generator().manual_seed(3)
+    fm = FunctionalModel(LogisticRegression(6, 4))
+    X, y = torch.randn(40, 6, dtype=torch.float64, generator=g), torch.randint(0, 4, (40,), generator=g)
+    mask = torch.ones(40, dtype=torch.bool)
+    mask[[3, 17, 29]] = False
+    v = torch.randn(fm.dim, dtype=torch.float64, generator=g)
+    g1, h1 = fm.grad_and_hvp_fn(fm.theta0, X, y, normalizer=37.0, weight_decay=0.1, row_mask=mask)
+    X2, y2 = X.clone(), y.clone()
+    X2[~mask] = 1e3 * torch.randn(3, 6, dtype=torch.float64, generator=g)
+    y2[~mask] = (y[~mask] + 1) % 4
+    g2, h2 = fm.grad_and_hvp_fn(fm.theta0, X2, y2, normalizer=37.0, weight_decay=0.1, row_mask=mask)
+    assert torch.equal(g1, g2) and torch.equal(h1(v), h2(v))
+
+
+def test_transposed_data_is_kept_across_a_small_evaluation_and_refreshed_on_change() -> None:
+    g = torch.Generator().manual_seed(5)
+    fm = FunctionalModel(LogisticRegression(5, 3))
+    X = torch.randn(30, 5, dtype=torch.float64, generator=g)
+    chain = fm.chain
+    first = chain._input_transposed(X)
+    chain._input_transposed(X[:4].clone())  # the deleted rows of a request, say
+    assert chain._input_transposed(X) is first  # still cached: two entries
+    chain._input_transposed(X[:3].clone())
+    chain._input_transposed(X[:2].clone())  # two newer tensors evict it
+    assert chain._input_transposed(X) is not first
+    X.mul_(2.0)  # an in-place change is seen through the version counter
+    again = chain._input_transposed(X)
+    torch.testing.assert_close(again, X.T)
+
+
+def test_large_inputs_take_the_transposed_gradient_product() -> None:
+    """From 2²⁰ input elements the shared pass takes the gradient's GEMM on the transposed data: the
+    same gradient as the plain product (to rounding), masked or not."""
+    from certunlearn.autodiff import chain as chain_module
+
+    g = torch.Generator().manual_seed(11)
+    n, p = 20_000, 53
+    assert n * p >= chain_module._TRANSPOSED_GEMM_MIN
+    fm = FunctionalModel(LogisticRegression(p, 4))
+    X, y = torch.randn(n, p, dtype=torch.float64, generator=g), torch.randint(0, 4, (n,), generator=g)
+    theta = 0.1 * torch.randn(fm.dim, dtype=torch.float64, generator=g)
+    mask = torch.rand(n, generator=g) < 0.9
+    plain = fm.objective_grad(theta, X, y, normalizer=float(n), weight_decay=0.01)
+    shared, _ = fm.grad_and_hvp_fn(theta, X, y, normalizer=float(n), weight_decay=0.01)
+    torch.testing.assert_close(shared, plain, atol=1e-14, rtol=1e-11)
+    masked, _ = fm.grad_and_hvp_fn(theta, X, y, normalizer=float(n), weight_decay=0.01, row_mask=mask)
+    want = fm.objective_grad(theta, X[mask], y[mask], normalizer=float(n), weight_decay=0.01)
+    torch.testing.assert_close(masked, want, atol=1e-14, rtol=1e-11)
