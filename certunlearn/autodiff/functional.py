@@ -186,12 +186,17 @@ class FunctionalModel:
         return self._loss(self.outputs(theta, X), y)
 
     def objective(
-        self, theta: Tensor, X: Tensor, y: Tensor, *, normalizer: float, weight_decay: float
+        self, theta: Tensor, X: Tensor, y: Tensor, *, normalizer: float, weight_decay: float,
+        row_mask: Tensor | None = None,
     ) -> Tensor:
-        """Minibatch objective ``(1/normalizer) Σ_i [loss_i + (λ/2)‖θ‖²]`` over the rows of X."""
-        total = self.sample_losses(theta, X, y).sum()
-        reg = 0.5 * weight_decay * theta.pow(2).sum() * X.shape[0]
-        return (total + reg) / normalizer
+        """Minibatch objective ``(1/normalizer) Σ_i [loss_i + (λ/2)‖θ‖²]`` over the rows of X (those where
+        ``row_mask [B]`` is True, when given; as in :meth:`grad_and_hvp_fn`)."""
+        losses = self.sample_losses(theta, X, y)
+        rows = X.shape[0]
+        if row_mask is not None:
+            losses, rows = losses[row_mask], int(row_mask.sum())
+        reg = 0.5 * weight_decay * theta.pow(2).sum() * rows
+        return (losses.sum() + reg) / normalizer
 
     def _loss_one(self, theta: Tensor, x: Tensor, y: Tensor, weight_decay: float) -> Tensor:
         out = self._loss(self.outputs(theta, x.unsqueeze(0)), y.unsqueeze(0))[0]

@@ -267,11 +267,8 @@ class ErmObjective:
 
     def value(self, theta: Tensor, rows: _Rows) -> float:
         """F_R(θ) (float64; used by the line search only)."""
-        losses = self.fm.sample_losses(theta, rows.X, rows.y)
-        if rows.mask is not None:
-            losses = losses[rows.mask]
-        reg = 0.5 * self.weight_decay * float(theta.pow(2).sum()) * rows.count
-        return (float(losses.sum()) + reg) / rows.count
+        return float(self.fm.objective(theta, rows.X, rows.y, normalizer=rows.count, weight_decay=self.weight_decay,
+                                       row_mask=rows.mask))
 
     def diagonal(self, theta: Tensor) -> Tensor | None:
         """The Hessian's diagonal over all rows (softmax regression only), for the Jacobi preconditioner."""

@@ -31,6 +31,17 @@ def _targets(loss: str, n: int, classes: int, g: torch.Generator) -> torch.Tenso
     return torch.randn(n, classes, dtype=torch.float64, generator=g)
 
 
+def _random_problem(hidden: list[int], activation: str, loss: str, n: int, seed: int):
+    """A random 4-input, 3-output chain (logistic regression when ``hidden`` is empty), its fast and
+    generic functional models, and n rows of data; the generator goes on to draw the rest."""
+    g = torch.Generator().manual_seed(seed)
+    model = (LogisticRegression(4, 3) if not hidden
+             else MLP(4, 3, hidden=tuple(hidden), activation=activation, generator=g))
+    fast, slow = _pair(model, loss)
+    X = torch.randn(n, 4, dtype=torch.float64, generator=g)
+    return g, fast, slow, X, _targets(loss, n, 3, g)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     hidden=st.lists(st.integers(1, 6), min_size=0, max_size=3),
@@ -43,12 +54,7 @@ def _targets(loss: str, n: int, classes: int, g: torch.Generator) -> torch.Tenso
     seed=st.integers(0, 2**16),
 )
 def test_batch_hvp_and_gradients_equal_torch_func(hidden, activation, loss, n, k, chunk, weight_decay, seed) -> None:
-    g = torch.Generator().manual_seed(seed)
-    model = (LogisticRegression(4, 3) if not hidden
-             else MLP(4, 3, hidden=tuple(hidden), activation=activation, generator=g))
-    fast, slow = _pair(model, loss)
-    X = torch.randn(n, 4, dtype=torch.float64, generator=g)
-    y = _targets(loss, n, 3, g)
+    g, fast, slow, X, y = _random_problem(hidden, activation, loss, n, seed)
     theta = fast.theta0 + 0.5 * torch.randn(fast.dim, dtype=torch.float64, generator=g)
     V = torch.randn(k, fast.dim, dtype=torch.float64, generator=g)
     H = slow.dense_hessian(theta, X, y, normalizer=n + 1.5, weight_decay=weight_decay)
@@ -205,12 +211,7 @@ def test_cpu_scratch_space_is_reused_and_can_be_dropped() -> None:
 def test_row_mask_equals_the_selected_rows(hidden, activation, loss, n, k, weight_decay, seed) -> None:
     """Masked rows (exact zero weights on all of X) give the objective of X[mask]: gradient, the
     one-vector HVP and the block HVP, with the weight decay counted once per kept row."""
-    g = torch.Generator().manual_seed(seed)
-    model = (LogisticRegression(4, 3) if not hidden
-             else MLP(4, 3, hidden=tuple(hidden), activation=activation, generator=g))
-    fast, slow = _pair(model, loss)
-    X = torch.randn(n, 4, dtype=torch.float64, generator=g)
-    y = _targets(loss, n, 3, g)
+    g, fast, slow, X, y = _random_problem(hidden, activation, loss, n, seed)
     mask = torch.rand(n, generator=g) < 0.6
     theta = fast.theta0 + 0.5 * torch.randn(fast.dim, dtype=torch.float64, generator=g)
     V = torch.randn(k, fast.dim, dtype=torch.float64, generator=g)
@@ -220,6 +221,11 @@ def test_row_mask_equals_the_selected_rows(hidden, activation, loss, n, k, weigh
     grad, hvp = fast.grad_and_hvp_fn(theta, X, y, normalizer=norm, weight_decay=weight_decay, row_mask=mask)
     torch.testing.assert_close(grad, want_g, atol=1e-12, rtol=1e-10)
     torch.testing.assert_close(hvp(V[0]), H @ V[0], atol=1e-11, rtol=1e-9)
+    value = fast.objective(theta, X, y, normalizer=norm, weight_decay=weight_decay, row_mask=mask)
+    kept = [i for i in range(n) if bool(mask[i])]  # the objective as written, row by row
+    want_v = sum((float(slow.sample_losses(theta, X[i:i + 1], y[i:i + 1])[0])
+                  + 0.5 * weight_decay * float(theta.pow(2).sum())) for i in kept) / norm
+    assert float(value) == pytest.approx(want_v, rel=1e-12, abs=1e-14)
     if bool(mask.any()):
         grad2, block = fast.chain.grad_and_hvp_operator(theta, X, y, normalizer=norm, weight_decay=weight_decay,
                                                         row_mask=mask)
