@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from certunlearn.certify.bounds import Assumptions
+from certunlearn.certify.assumptions import Assumptions
 from certunlearn.certify.rounding import SoftmaxErrorModel
 from certunlearn.data import clip_rows
 from certunlearn.train.schedule import Schedule

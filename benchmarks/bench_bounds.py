@@ -22,11 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit, machine_info  # noqa: E402
 
-from certunlearn.certify.bounds import (  # noqa: E402
-    coupled_sgd_bound,
-    second_order_sgd_bound,
-    softmax_regression_assumptions,
-)
+from certunlearn.certify.assumptions import softmax_regression_assumptions  # noqa: E402
+from certunlearn.certify.hfocu_bounds import coupled_sgd_bound, second_order_sgd_bound  # noqa: E402
 from certunlearn.certify.rounding import HFOCURoundingPlan, Precision, sgd_trajectory_error  # noqa: E402
 from certunlearn.train import SGDConfig  # noqa: E402
 from certunlearn.train.schedule import Schedule, ScheduleIndex  # noqa: E402

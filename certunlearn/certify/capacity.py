@@ -29,8 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from certunlearn.certify.bounds import Assumptions, _as_array, _common_violations, _suffix_products
+from certunlearn.certify.assumptions import Assumptions
 from certunlearn.certify.gaussian import gaussian_sigma
+from certunlearn.certify.hfocu_bounds import _as_array, _common_violations, _suffix_products
 from certunlearn.certify.rounding import Precision, hfocu_rounding
 from certunlearn.errors import ConfigError
 from certunlearn.validation import check_int, check_nonnegative, check_positive

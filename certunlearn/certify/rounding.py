@@ -311,7 +311,7 @@ class DeclaredErrorModel:
 
     Each constant c is in units of the unit roundoff: the bound is c·u (batch quantities scaled by
     rows/normalizer). Declaring them is an assumption like the others in
-    :class:`~certunlearn.certify.bounds.Assumptions`, stated in every certificate.
+    :class:`~certunlearn.certify.assumptions.Assumptions`, stated in every certificate.
 
     Attributes:
         radius: R ≥ ‖w‖ wherever the bounds are used.

@@ -1,4 +1,4 @@
-"""Tests of the unlearning error bounds (certunlearn.certify.bounds).
+"""Tests of the unlearning error bounds (certunlearn.certify: assumptions, hfocu_bounds, newton_bounds).
 
 Layers: pinned values computed by hand (or by an independent plain-Python loop written here from the
 formulas of docs/theory.md §3 and the bounds' docstrings, never copied from the function's output),
@@ -19,15 +19,9 @@ from hypothesis import strategies as st
 from torch.func import grad, hessian, vmap
 
 from certunlearn.autodiff.functional import FunctionalModel
-from certunlearn.certify.bounds import (
-    Assumptions,
-    Bound,
-    coupled_sgd_bound,
-    gradient_residual_bound,
-    newton_step_bound,
-    second_order_sgd_bound,
-    softmax_regression_assumptions,
-)
+from certunlearn.certify.assumptions import Assumptions, Bound, softmax_regression_assumptions
+from certunlearn.certify.hfocu_bounds import coupled_sgd_bound, second_order_sgd_bound
+from certunlearn.certify.newton_bounds import gradient_residual_bound, newton_step_bound
 from certunlearn.data import clip_rows
 from certunlearn.errors import AssumptionError, ConfigError
 from certunlearn.models import LogisticRegression

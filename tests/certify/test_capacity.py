@@ -1,4 +1,4 @@
-"""Tests of the deletion capacity (certunlearn.certify.capacity, certunlearn.unlearn.capacity).
+"""Tests of the deletion capacity (certunlearn.certify.capacity, certunlearn.jobs.capacity).
 
 * ``deletion_capacity``: hand-computed capacities for a linear Δ(m) (closed form with the σ of
   ``gaussian_sigma``), monotonicity in the tolerance and in ε, validation, JSON round trip.
@@ -21,24 +21,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from certunlearn.certify.bounds import (
-    Assumptions,
-    coupled_sgd_bound,
-    second_order_sgd_bound,
-    softmax_regression_assumptions,
-)
+from certunlearn.certify.assumptions import Assumptions, softmax_regression_assumptions
 from certunlearn.certify.capacity import (
     CapacityResult,
     deletion_capacity,
     hfocu_worst_case_sensitivity,
 )
 from certunlearn.certify.gaussian import gaussian_sigma
+from certunlearn.certify.hfocu_bounds import coupled_sgd_bound, second_order_sgd_bound
 from certunlearn.errors import ConfigError
+from certunlearn.jobs.capacity import empirical_capacity
 from certunlearn.models import LogisticRegression
 from certunlearn.train.config import SGDConfig
 from certunlearn.train.schedule import Schedule, ScheduleIndex
 from certunlearn.unlearn import HFOCU
-from certunlearn.unlearn.capacity import empirical_capacity
 
 PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, database=None)
 

@@ -1,6 +1,6 @@
 """Tests of the Gaussian-mechanism calibration (certunlearn.certify.gaussian).
 
-Layers (REFERENCE.md §6 item 9): pinned values with their source, an mpmath high-precision reference
+Layers: pinned values with their source, an mpmath high-precision reference
 of the exact trade-off, a cross-check against Opacus' exact GDP duality, post-conditions, hypothesis
 properties, and validation.
 """
@@ -84,8 +84,9 @@ GRID = [(e, d) for e in GRID_EPSILONS for d in GRID_DELTAS]
 def test_analytic_sigma_pinned_values(epsilon: float, delta: float, expected: float) -> None:
     """σ₁(ε, δ) of the analytic Gaussian mechanism (Balle & Wang, ICML 2018), Δ = 1.
 
-    Values from REFERENCE.md §2.2, "Known σ₁" table, column "analytic (exact)", recomputed
-    independently with numpy/scipy [N]; printed to 4 decimals, hence the 5e-5 tolerance.
+    Values: the root of Balle & Wang's exact condition (Thm. 8), as tabulated in docs/calibration.md
+    §4, column "analytic", recomputed independently with numpy/scipy; printed to 4 decimals, hence
+    the 5e-5 tolerance.
     """
     assert gaussian_sigma(epsilon=epsilon, delta=delta) == pytest.approx(expected, abs=5e-5)
 
@@ -93,7 +94,7 @@ def test_analytic_sigma_pinned_values(epsilon: float, delta: float, expected: fl
 def test_classical_sigma_pinned_value() -> None:
     """Classical σ = Δ√(2 ln(1.25/δ))/ε (Dwork & Roth 2014, Thm. A.1) at (0.5, 1e-5): 9.690.
 
-    Value from REFERENCE.md §2.2, "Known σ₁" table, column "classical".
+    Value from the formula itself, as tabulated in docs/calibration.md §4, column "classical".
     """
     sigma = gaussian_sigma(epsilon=0.5, delta=1e-5, method="classical")
     assert sigma == pytest.approx(9.690, abs=5e-4)
@@ -104,7 +105,7 @@ def test_classical_sigma_pinned_value() -> None:
 
 @pytest.mark.parametrize("epsilon", [1.0, 1.5, 2.0, 10.0])
 def test_classical_refuses_epsilon_at_least_one(epsilon: float) -> None:
-    """Dwork & Roth's bound is only proven for ε < 1 (REFERENCE.md §2.2); ε ≥ 1 is refused."""
+    """Dwork & Roth's bound is only proven for ε < 1 (Dwork & Roth 2014, Thm. A.1); ε ≥ 1 is refused."""
     with pytest.raises(ConfigError, match="epsilon"):
         gaussian_sigma(epsilon=epsilon, delta=1e-5, method="classical")
 
@@ -230,7 +231,8 @@ def test_round_trip_epsilon_sigma_epsilon(epsilon: float, delta: float) -> None:
 
 @pytest.mark.parametrize("epsilon", [1000.0, 5000.0])
 def test_large_epsilon_does_not_overflow(epsilon: float) -> None:
-    """e^ε overflows a float for ε ≳ 709 (REFERENCE.md §2.2 pitfall 2): the log domain must not."""
+    """e^ε overflows a float for ε ≳ 709 (docs/calibration.md §2, "Why the computation is done in the
+    log domain"): the log domain must not."""
     with pytest.raises(OverflowError):  # the premise: e^ε itself is not a float
         math.exp(epsilon)
     sigma = gaussian_sigma(epsilon=epsilon, delta=1e-5)

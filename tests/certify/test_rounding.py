@@ -47,7 +47,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from certunlearn.autodiff.functional import FunctionalModel
-from certunlearn.certify.bounds import second_order_sgd_bound, softmax_regression_assumptions
+from certunlearn.certify.assumptions import softmax_regression_assumptions
+from certunlearn.certify.hfocu_bounds import second_order_sgd_bound
 from certunlearn.certify.rounding import (
     FIRST_ORDER_LIMIT,
     SMALLEST_NORMAL,

@@ -37,12 +37,8 @@ import numpy as np
 import pytest
 import torch
 
-from certunlearn.certify.bounds import (
-    Assumptions,
-    coupled_sgd_bound,
-    second_order_sgd_bound,
-    softmax_regression_assumptions,
-)
+from certunlearn.certify.assumptions import Assumptions, softmax_regression_assumptions
+from certunlearn.certify.hfocu_bounds import coupled_sgd_bound, second_order_sgd_bound
 from certunlearn.certify.rounding import Precision
 from certunlearn.data import clip_rows
 from certunlearn.models import LogisticRegression
