@@ -16,20 +16,52 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from certunlearn.errors import InputError, SampleIdError
 from certunlearn.train.config import SGDConfig
 from certunlearn.validation import check_int
 
-__all__ = ["SCHEDULE_SCHEMA_VERSION", "Schedule", "ScheduleIndex", "Step"]
+__all__ = ["SCHEDULE_SCHEMA_VERSION", "Schedule", "ScheduleIndex", "Step", "epoch_batches"]
 
 SCHEDULE_SCHEMA_VERSION = 1
+
+
+def epoch_batches(*, n_samples: int, config: SGDConfig) -> Iterator[tuple[Tensor, tuple[float, ...]]]:
+    """The seeded batch order of ``config``, one epoch at a time: the sampler of :meth:`Schedule.build`.
+
+    One ``torch.Generator`` seeded with ``config.seed`` draws one ``randperm(n_samples)`` per epoch.
+    Epoch e yields ``(order, lrs)``: the permutation (int64 ``[n]``), whose consecutive slices of
+    ``config.batch_size`` ids are the epoch's batches (the last one may be smaller), and the step
+    sizes of those ``S = ⌈n / batch_size⌉`` batches, ``η_t = config.lr_at(t)`` for ``t = eS … eS+S−1``
+    (t counts steps from the start of training). :mod:`certunlearn.train.many` draws each model's
+    batches from it, an epoch at a time, instead of recording a :class:`Schedule`.
+
+    Example:
+        >>> cfg = SGDConfig(epochs=2, batch_size=2, lr=1.0, lr_decay=0.5, seed=0)
+        >>> [lrs for _, lrs in epoch_batches(n_samples=3, config=cfg)]
+        [(1.0, 0.5), (0.25, 0.125)]
+        >>> orders = [order.tolist() for order, _ in epoch_batches(n_samples=3, config=cfg)]
+        >>> [ids for step in Schedule.build(n_samples=3, config=cfg).steps for ids in step.ids] == sum(orders, [])
+        True
+    """
+    n_samples = check_int("n_samples", n_samples, minimum=1)
+    per_epoch = -(-n_samples // config.batch_size)
+
+    def epochs() -> Iterator[tuple[Tensor, tuple[float, ...]]]:
+        generator = torch.Generator().manual_seed(config.seed)
+        for epoch in range(config.epochs):
+            order = torch.randperm(n_samples, generator=generator)
+            first = epoch * per_epoch
+            yield order, tuple(config.lr_at(first + s) for s in range(per_epoch))
+
+    return epochs()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +98,11 @@ class Schedule:
     def build(cls, *, n_samples: int, config: SGDConfig) -> Schedule:
         """Draw the schedule of ``config``: one seeded permutation per epoch, cut into batches."""
         n_samples = check_int("n_samples", n_samples, minimum=1)
-        generator = torch.Generator().manual_seed(config.seed)
+        size = config.batch_size
         steps: list[Step] = []
-        for _ in range(config.epochs):
-            perm = torch.randperm(n_samples, generator=generator).tolist()
-            for start in range(0, n_samples, config.batch_size):
-                ids = tuple(perm[start : start + config.batch_size])
-                steps.append(Step(ids, config.lr_at(len(steps))))
+        for order, lrs in epoch_batches(n_samples=n_samples, config=config):
+            perm = order.tolist()
+            steps.extend(Step(tuple(perm[s * size : (s + 1) * size]), lr) for s, lr in enumerate(lrs))
         return cls(n_samples, tuple(steps))
 
     def __len__(self) -> int:

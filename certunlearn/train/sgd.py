@@ -9,8 +9,9 @@ One step of training (``normalizer = |B_t|``)::
 
 The coupled retrain (HF-OCU paper, eq. 5) runs the same steps from the same w_0 with the deleted ids
 dropped from every batch; its normaliser is the original |B_t| (``"full_batch"``, the reference the
-HF-OCU approximator models) or the remaining |B_t \\ U| (``"remaining"``). Training and retraining
-share one step function, so a retrain without deletions reproduces training bit for bit.
+HF-OCU approximator models) or the remaining |B_t \\ U| (``"remaining"``). Training, retraining
+and the many-models trainer (:mod:`certunlearn.train.many`) share one step rule, :func:`sgd_step`,
+so a retrain without deletions reproduces training bit for bit.
 
 Example:
     >>> from certunlearn.models import LogisticRegression
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,6 +51,7 @@ __all__ = [
     "coupled_retrain",
     "prepare_data",
     "run_schedule",
+    "sgd_step",
     "train_sgd",
 ]
 
@@ -166,12 +168,58 @@ def check_sample_ids(ids: Iterable[int], n_samples: int, *, what: str = "sample 
     return out
 
 
-def _shrink(v: Tensor, radius: float | None) -> Tensor:
-    """v scaled into the ball of ``radius`` (gradient clipping, projection); v itself if None."""
+Params = Tensor | Mapping[str, Tensor]
+"""Parameters as one flat vector ``[d]`` or as named tensors (a pytree), read as their concatenation."""
+
+
+def _shrink(v: Params, radius: float | None) -> Params:
+    """v scaled into the ball of ``radius`` (gradient clipping, projection); v itself if None.
+
+    The norm of named tensors is the norm of their concatenation, so both forms round alike.
+    """
     if radius is None:
         return v
-    norm = torch.linalg.vector_norm(v)
-    return v * torch.clamp(radius / torch.clamp(norm, min=torch.finfo(v.dtype).tiny), max=1.0)
+    if isinstance(v, Tensor):
+        norm = torch.linalg.vector_norm(v)
+        return v * torch.clamp(radius / torch.clamp(norm, min=torch.finfo(v.dtype).tiny), max=1.0)
+    norm = torch.linalg.vector_norm(torch.cat([t.reshape(-1) for t in v.values()]))
+    scale = torch.clamp(radius / torch.clamp(norm, min=torch.finfo(norm.dtype).tiny), max=1.0)
+    return {k: t * scale for k, t in v.items()}
+
+
+def sgd_step(theta: Params, grad: Params, *, lr: float | Tensor, config: SGDConfig) -> tuple[Params, Params]:
+    """One update of the SGD rule (module docstring) from w_t and its minibatch gradient g_t.
+
+    ``v_t = w_t − η_t · clip_C(g_t)`` and ``w_{t+1} = Π_R(v_t)``, with C = ``config.clip_norm`` and
+    R = ``config.projection_radius`` (each skipped when None). The one step rule of every trainer:
+    :func:`run_schedule` calls it on flat vectors, and :mod:`certunlearn.train.many` on each model's
+    named parameters under ``torch.func.vmap`` (``lr`` is then a 0-d tensor, one per model).
+
+    Args:
+        theta: Parameters w_t: a flat ``[d]`` vector, or a dict of named tensors (clipping and
+            projection then use the norm of their concatenation).
+        grad: The minibatch gradient g_t (weight decay included), in the same form as ``theta``.
+        lr: Step size η_t.
+        config: Supplies the clipping norm and the projection radius.
+
+    Returns:
+        ``(v_t, w_{t+1})``: the point before the projection and the new parameters.
+
+    Example:
+        >>> cfg = SGDConfig(epochs=1, batch_size=1, lr=1.0, clip_norm=1.0, projection_radius=0.5)
+        >>> v, new = sgd_step(torch.zeros(2), torch.tensor([3.0, 4.0]), lr=1.0, config=cfg)
+        >>> [round(x, 4) for x in v.tolist()], [round(x, 4) for x in new.tolist()]  # clipped, projected
+        ([-0.6, -0.8], [-0.3, -0.4])
+        >>> _, named = sgd_step({"a": torch.zeros(1), "b": torch.zeros(1)},
+        ...                     {"a": torch.tensor([3.0]), "b": torch.tensor([4.0])}, lr=1.0, config=cfg)
+        >>> [round(float(named[k]), 4) for k in ("a", "b")]
+        [-0.3, -0.4]
+    """
+    if isinstance(theta, Tensor) != isinstance(grad, Tensor):
+        raise InputError("theta and grad must both be flat tensors or both dicts of named tensors")
+    g = _shrink(grad, config.clip_norm)
+    v = theta - lr * g if isinstance(theta, Tensor) else {k: t - lr * g[k] for k, t in theta.items()}
+    return v, _shrink(v, config.projection_radius)
 
 
 def run_schedule(
@@ -212,8 +260,7 @@ def run_schedule(
         normalizer = normalize(len(step.ids), int(kept.numel()))
         Xb, yb = X[kept], y[kept]
         g = fm.objective_grad(theta, Xb, yb, normalizer=normalizer, weight_decay=config.weight_decay)
-        v = theta - step.lr * _shrink(g, config.clip_norm)
-        new_theta = _shrink(v, config.projection_radius)
+        v, new_theta = sgd_step(theta, g, lr=step.lr, config=config)
         if observers:
             info = StepInfo(
                 step=t,

@@ -1,10 +1,11 @@
 """Tests of vectorised shadow-model training (certunlearn.audit.shadows).
 
-Layers (REFERENCE.md §6 item 9): the vectorised path against the sequential loop (which is
-``train_sgd`` on each shadow's rows) in fp64 for several SGD recipes, the balanced random-rank
-membership (exact column counts, hypothesis property), the on-disk cache (a hit does not train —
-the trainers are replaced by functions that fail — and any configuration or data change misses),
-the vmap fallback, evaluation of all shadows at once against each model alone, and validation.
+Covered: the vectorised path against the sequential loop (which is ``train_sgd`` on each shadow's
+rows) in fp64 for several SGD recipes (the trainers themselves: tests/train/test_many.py), the
+balanced random-rank membership (exact column counts, hypothesis property), the on-disk cache (a
+hit does not train — the trainers are replaced by functions that fail — and any configuration or
+data change misses), the vmap fallback, evaluation of all shadows at once against each model
+alone, and validation.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ from certunlearn.audit.shadows import (
     ShadowSet,
     ShadowSpec,
     balanced_membership,
-    data_digest,
-    row_digests,
     train_shadows,
 )
+from certunlearn.digest import data_digest, row_digests
 from certunlearn.errors import ConfigError, InputError
 from certunlearn.models import MLP, MODELS
 from certunlearn.train import SGDConfig
@@ -390,7 +390,7 @@ def test_inputs_are_validated(problem, monkeypatch):
     with pytest.raises(InputError, match="NaN"):
         train_shadows(spec, bad, y)
     with pytest.raises(InputError, match="integer class labels"):
-        train_shadows(spec, X, y.double())
+        train_shadows(spec, X, y.double() + 0.5)
     with pytest.raises(InputError, match="shape \\(37,\\)"):
         train_shadows(spec, X, y[:-1])
     with pytest.raises(InputError, match="shape \\[n, features"):
