@@ -5,19 +5,21 @@
 * :mod:`certunlearn.audit.metrics` — ROC, AUC with a bootstrap band, balanced accuracy, advantage,
   TPR at fixed FPR (convention ``fpr <= x``) with Clopper–Pearson intervals.
 * :mod:`certunlearn.audit.epsilon` — empirical ε lower bounds (Clopper–Pearson with Bonferroni,
-  GDP-μ), the one-run audit of Steinke, Nasr & Jagielski, and the NeurIPS 2023 unlearning
-  challenge score.
+  GDP-μ) and the one-run audit of Steinke, Nasr & Jagielski.
+* :mod:`certunlearn.audit.unlearning_challenge` — the NeurIPS 2023 unlearning challenge's
+  per-example ε, forgetting quality and score, and its population attack (scikit-learn, no torch).
 
 Attacks and shadow models (these import torch; import them as modules, e.g.
 ``from certunlearn.audit import mia_l, mia_u``):
 
 * :mod:`certunlearn.audit.shadows` — vectorised shadow/reference model training with balanced
   membership and an on-disk cache keyed by the configuration.
-* :mod:`certunlearn.audit.mia_l` — attacks on a model: LOSS, LiRA (online/offline, fixed variance),
-  RMIA; ``run_mia_l`` for our models and for deployed models users bring.
+* :mod:`certunlearn.audit.mia_l` — ``run_mia_l``, attacks on a model (ours, or a deployed one users
+  bring), with the registry of :mod:`certunlearn.audit.attacks` (pure numpy: LOSS, LiRA, RMIA).
 * :mod:`certunlearn.audit.features` and :mod:`certunlearn.audit.mia_u` — attacks on the unlearning
-  operation (Chen et al. 2021): features, output defences, DegCount/DegRate, the shadow protocol, and
-  the NeurIPS 2023 challenge's population attack.
+  operation (Chen et al. 2021): features, output defences, DegCount/DegRate and the shadow protocol;
+  its settings in :mod:`certunlearn.audit.mia_u_spec`, its attack stage in
+  :mod:`certunlearn.audit.mia_u_attacks`, its results in :mod:`certunlearn.audit.mia_u_results`.
 
 One convention everywhere: **a membership score is higher for more likely members**. The statistics
 modules above the attacks import no torch.
@@ -36,12 +38,8 @@ Example:
 
 from certunlearn.audit.epsilon import (
     EpsilonBound,
-    challenge_epsilon,
-    challenge_epsilon_from_rates,
-    challenge_score,
     epsilon_from_counts,
     epsilon_lower_bound,
-    forgetting_quality,
     gdp_mu_lower_bound,
     one_run_epsilon,
 )
@@ -63,6 +61,12 @@ from certunlearn.audit.signals import (
     membership_scores,
     modified_entropy,
     register_signal,
+)
+from certunlearn.audit.unlearning_challenge import (
+    challenge_epsilon,
+    challenge_epsilon_from_rates,
+    challenge_score,
+    forgetting_quality,
 )
 
 __all__ = [

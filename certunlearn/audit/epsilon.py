@@ -1,7 +1,9 @@
-r"""Empirical ε lower bounds from membership scores (REFERENCE §4.5) and the NeurIPS 2023 score (§4.6).
+r"""Empirical ε lower bounds from membership scores: Clopper–Pearson, GDP-μ and the one-run audit.
 
 **Hypothesis-testing bound.** Any test of "z in" against "z out" on an (ε, δ)-DP mechanism obeys
-``FPR + e^ε FNR >= 1 − δ`` and ``FNR + e^ε FPR >= 1 − δ`` (Kairouz et al. 2015), hence::
+``FPR + e^ε FNR >= 1 − δ`` and ``FNR + e^ε FPR >= 1 − δ`` (Kairouz, Oh & Viswanath, ICML 2015;
+used for auditing by Jagielski, Ullman & Oprea, NeurIPS 2020, and Nasr et al., IEEE S&P 2021),
+hence::
 
     ε_lb = max{ ln((1 − δ − FNR_ub) / FPR_ub),  ln((1 − δ − FPR_ub) / FNR_ub) }
 
@@ -11,12 +13,14 @@ taken at level ``α / (2 · n_thresholds)`` (Bonferroni over both rates and ever
 Jagielski et al.'s reference code ignores δ and takes the best threshold without correction: not
 reproduced here.
 
-**Conservative readings of REFERENCE (stated so they can be checked).**
+**Conservative readings (stated so they can be checked).**
 
 1. ``alpha`` is the error of the whole bound, so a single threshold uses one-sided 1 − α/2 bounds
-   on each rate. REFERENCE's sample-size cap table and worked example (3.49, 5.81, 8.11, 10.42;
-   FPR_ub 0.0047, FNR_ub 0.526 ⇒ 4.61) use one-sided 95% bounds on each rate, which is
-   ``alpha = 0.10`` here; at ``alpha = 0.05`` the same cases give 3.28, 5.60, 7.90, 10.21 and 4.43.
+   on each rate. Computed with one-sided 95% bounds on each rate — ``alpha = 0.10`` here — a
+   perfect attack's caps are 3.49, 5.81, 8.11, 10.42 at n = 100, 1 000, 10 000, 100 000 per class
+   (δ = 1e-5) and the worked example below (n = 1000, 1 FP, 500 FN: FPR_ub 0.0047, FNR_ub 0.526)
+   gives 4.61; at ``alpha = 0.05`` the same cases give 3.28, 5.60, 7.90, 10.21 and 4.43 (all
+   pinned in ``tests/audit/test_epsilon.py``).
 2. Thresholds read off the scores (``"all"``, ``"hull"``, an int) are chosen *from the data*, so
    Bonferroni over only the thresholds kept would not be valid. The correction therefore counts
    ``max(thresholds tried, max(n_in, n_out))`` thresholds: for n Bernoulli draws a one-sided
@@ -36,11 +40,11 @@ both directions, converted to ε at δ with the exact Gaussian trade-off
 (:func:`certunlearn.certify.gaussian.gaussian_epsilon`). Never the |μ| shortcut (null scores give
 ε ≈ 3.5 with it; jax_privacy PR #270).
 
-**One run** (Steinke, Nasr & Jagielski, NeurIPS 2023): :func:`one_run_epsilon`.
+**One run** (Steinke, Nasr & Jagielski, "Privacy Auditing with One (1) Training Run", NeurIPS
+2023): :func:`one_run_epsilon`.
 
-**Challenge** (Triantafillou et al. 2024): :func:`challenge_epsilon`, :func:`forgetting_quality`,
-:func:`challenge_score` — point estimates with no confidence intervals, for comparison with the
-leaderboard only.
+The NeurIPS 2023 unlearning challenge's per-example ε and score (point estimates, no intervals)
+are in :mod:`certunlearn.audit.unlearning_challenge`.
 
 Example:
     >>> bound = epsilon_from_counts(fp=1, fn=500, n_out=1000, n_in=1000, delta=1e-5, alpha=0.10)
@@ -51,7 +55,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,23 +65,18 @@ from scipy.stats import binom
 
 from certunlearn.audit.metrics import _check_scores, _cp_lower, _cp_upper, roc_curve
 from certunlearn.certify.gaussian import gaussian_epsilon, log_delta_for_mu
-from certunlearn.errors import ConfigError, InputError
+from certunlearn.errors import ConfigError
+from certunlearn.report.entries import BoundEntry
 from certunlearn.validation import check_int, check_open_unit, check_real
 
 __all__ = [
-    "CHALLENGE_ATTACKS",
-    "CHALLENGE_BIN_EDGES",
     "CP_DIRECTIONS",
     "EPSILON_METHODS",
     "GDP_DIRECTIONS",
     "THRESHOLD_MODES",
     "EpsilonBound",
-    "challenge_epsilon",
-    "challenge_epsilon_from_rates",
-    "challenge_score",
     "epsilon_from_counts",
     "epsilon_lower_bound",
-    "forgetting_quality",
     "gdp_mu_lower_bound",
     "one_run_epsilon",
 ]
@@ -221,6 +220,22 @@ class EpsilonBound:
             "mu": self.mu,
         }
 
+    def report_entry(self, *, source: str | None = None, correction: str | None = None) -> BoundEntry:
+        """This bound as an empirical bound of a compliance report (:class:`~certunlearn.report.entries.BoundEntry`).
+
+        Args:
+            source: Where it comes from (None: the report names it by position, ``empirical[i]``).
+            correction: The multiple-testing correction behind it, if any.
+
+        Example:
+            >>> entry = epsilon_from_counts(fp=0, fn=0, n_out=10, n_in=10).report_entry(source="audit")
+            >>> entry.source, entry.method, entry.n_members, entry.epsilon_lb == entry.cap
+            ('audit', 'clopper-pearson', 10, True)
+        """
+        return BoundEntry(source=source, method=self.method, epsilon_lb=self.epsilon, cap=self.cap,
+                          alpha=self.alpha, delta=self.delta, n_members=self.n_in, n_non_members=self.n_out,
+                          correction=correction, mu=self.mu)
+
 
 # ---------------------------------------------------------------------------------------------
 # Shared pieces
@@ -348,8 +363,8 @@ def epsilon_from_counts(
 
     ``ε_lb = max{ln((1 − δ − FNR_ub)/FPR_ub), ln((1 − δ − FPR_ub)/FNR_ub)}`` with one-sided
     Clopper–Pearson upper bounds at level ``alpha / (2 · n_thresholds)`` each; ``cap`` is the same
-    with ``fp = fn = 0``. REFERENCE §4.5's table and example are reproduced at ``alpha = 0.10``
-    (one-sided 95% per rate; see the module docstring).
+    with ``fp = fn = 0``. The caps and the worked example computed with one-sided 95% bounds per
+    rate are reproduced at ``alpha = 0.10`` (see the module docstring).
 
     Args:
         fp: Non-members declared members (false positives), ``0 <= fp <= n_out``.
@@ -426,8 +441,9 @@ def epsilon_lower_bound(
     Every candidate threshold τ declares ``score >= τ`` a member; FPR and FNR get one-sided
     Clopper–Pearson upper bounds at ``alpha / (2 · n_thresholds)``; the bound is the largest
     ``max{ln((1−δ−FNR_ub)/FPR_ub), ln((1−δ−FPR_ub)/FNR_ub)}`` over candidates, floored at 0.
-    Only the convention's test is evaluated (as in REFERENCE §4.5): an attack whose members score
-    *lower* gives 0 here — negate its scores (:func:`gdp_mu_lower_bound` tries both tests).
+    Only the convention's test (``score >= τ`` declares a member) is evaluated, under both
+    inequalities of the hypothesis-testing bound: an attack whose members score *lower* gives 0
+    here — negate its scores (:func:`gdp_mu_lower_bound` tries both tests).
 
     Args:
         scores_in: Membership scores of members ``[n_in]`` (higher = member).
@@ -651,260 +667,3 @@ def one_run_epsilon(*, m: int, r: int, v: int, delta: float = 0.0, p0: float = 0
         else:
             high = mid
     return low
-
-
-# ---------------------------------------------------------------------------------------------
-# NeurIPS 2023 Machine Unlearning Challenge (Triantafillou et al. 2024, arXiv 2406.09073)
-# ---------------------------------------------------------------------------------------------
-
-CHALLENGE_BIN_EDGES = np.arange(13) * 0.5
-"""Bin edges 0, 0.5, …, 6 of the forgetting-quality score (13 edges)."""
-
-ChallengeAttack = Callable[..., tuple[np.ndarray, np.ndarray]]
-"""``f(unlearned [N], retrained [N], *, random_state) -> (fprs, fnrs)``; positives = unlearned."""
-
-
-def _best_threshold_attack(
-    unlearned: np.ndarray, retrained: np.ndarray, *, random_state: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Every threshold t at a pooled output: predict "unlearned" when output > t (in-sample rates)."""
-    del random_state  # deterministic
-    candidates = np.sort(np.concatenate([retrained, unlearned]))
-    fp = retrained.size - np.searchsorted(np.sort(retrained), candidates, side="right")
-    fn = np.searchsorted(np.sort(unlearned), candidates, side="right")
-    return fp / retrained.size, fn / unlearned.size
-
-
-def _logistic_regression_attack(
-    unlearned: np.ndarray, retrained: np.ndarray, *, random_state: int, n_splits: int = 2
-) -> tuple[np.ndarray, np.ndarray]:
-    """Logistic regression on the standardised output, stratified shuffle splits (10% held out);
-    held-out FPR and FNR averaged over the splits, as in the challenge's scoring code."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedShuffleSplit
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    samples = np.concatenate([retrained, unlearned]).reshape(-1, 1)
-    labels = np.concatenate([np.zeros(retrained.size, np.int64), np.ones(unlearned.size, np.int64)])
-    splitter = StratifiedShuffleSplit(n_splits=n_splits, test_size=0.1, random_state=random_state)
-    fprs, fnrs = [], []
-    for train, test in splitter.split(samples, labels):
-        model = make_pipeline(StandardScaler(), LogisticRegression())
-        model.fit(samples[train], labels[train])
-        predicted = model.predict(samples[test])
-        truth = labels[test]
-        fprs.append(np.mean(predicted[truth == 0] == 1))
-        fnrs.append(np.mean(predicted[truth == 1] == 0))
-    return np.array([np.mean(fprs)]), np.array([np.mean(fnrs)])
-
-
-CHALLENGE_ATTACKS: dict[str, ChallengeAttack] = {
-    "best_threshold": _best_threshold_attack,
-    "logistic_regression": _logistic_regression_attack,
-}
-"""Attacks of the challenge's scoring: name -> f(unlearned, retrained, *, random_state)."""
-
-_MIN_CHALLENGE_MODELS = 6  # a 10% stratified test split needs >= 2 held-out samples
-
-
-def challenge_epsilon_from_rates(
-    *, fprs: Sequence[float] | np.ndarray, fnrs: Sequence[float] | np.ndarray, delta: float = 0.01
-) -> float:
-    """Per-example ε_s of the challenge from the (FPR, FNR) of several attacks (point estimates).
-
-    ``ε_s = max over attacks of max{ln(1−δ−FPR) − ln FNR, ln(1−δ−FNR) − ln FPR}``, floored at 0,
-    with the challenge's rules: both rates 0 ⇒ +inf (a perfect attack); exactly one rate 0 ⇒ the
-    attack is discarded; both logarithms undefined (FPR and FNR > 1 − δ: a perfectly *inverted*
-    attack) ⇒ +inf, as in the challenge's code.
-
-    Args:
-        fprs: False-positive rates in [0, 1], one per attack.
-        fnrs: False-negative rates in [0, 1], same length.
-        delta: δ of the challenge (0.01), in (0, 1).
-
-    Returns:
-        ε_s in [0, +inf].
-
-    Example:
-        >>> challenge_epsilon_from_rates(fprs=[0.0, 0.5], fnrs=[0.3, 0.5])
-        0.0
-        >>> challenge_epsilon_from_rates(fprs=[0.0], fnrs=[0.0])
-        inf
-    """
-    fpr = np.asarray(fprs, dtype=np.float64).ravel()
-    fnr = np.asarray(fnrs, dtype=np.float64).ravel()
-    if fpr.shape != fnr.shape:
-        raise InputError(f"fprs and fnrs must have the same length, got {fpr.size} and {fnr.size}")
-    if np.any(~np.isfinite(fpr)) or np.any(~np.isfinite(fnr)):
-        raise InputError("fprs and fnrs must be finite")
-    if np.any((fpr < 0) | (fpr > 1) | (fnr < 0) | (fnr > 1)):
-        raise InputError("fprs and fnrs must lie in [0, 1]")
-    delta = _check_delta(delta, allow_zero=False)
-    best = 0.0
-    for a, b in zip(fpr.tolist(), fnr.tolist(), strict=True):
-        if a == 0.0 and b == 0.0:
-            return math.inf
-        if a == 0.0 or b == 0.0:
-            continue  # discarded attack
-        candidates = [
-            math.log(1.0 - delta - a) - math.log(b) if 1.0 - delta - a > 0 else math.nan,
-            math.log(1.0 - delta - b) - math.log(a) if 1.0 - delta - b > 0 else math.nan,
-        ]
-        finite = [c for c in candidates if not math.isnan(c)]
-        if not finite:
-            return math.inf
-        best = max(best, *finite)
-    return best
-
-
-def challenge_epsilon(
-    unlearned_outputs: object,
-    retrained_outputs: object,
-    *,
-    delta: float = 0.01,
-    attacks: Sequence[str] = ("best_threshold", "logistic_regression"),
-    rng: np.random.Generator | None = None,
-) -> np.ndarray:
-    """Per-example ε_s of the NeurIPS 2023 unlearning challenge (Triantafillou et al. 2024, §4.6).
-
-    For each forget example s, the N outputs of unlearned models (positives) and the N outputs of
-    retrained-from-scratch models (negatives) — one scalar per model, e.g. the loss — are separated
-    by every attack in ``attacks`` (:data:`CHALLENGE_ATTACKS`: the best single threshold, in-sample;
-    logistic regression on the standardised output with two stratified 90/10 splits); the rates go
-    through :func:`challenge_epsilon_from_rates`. Point estimates, no confidence intervals: use it
-    to compare with the leaderboard, and :func:`epsilon_lower_bound` for a guarantee.
-
-    Args:
-        unlearned_outputs: ``[N, S]`` (models × forget examples) or ``[N]`` for one example.
-        retrained_outputs: Same shape.
-        delta: δ of the challenge, in (0, 1).
-        attacks: Keys of :data:`CHALLENGE_ATTACKS`.
-        rng: Source of the split randomness; None uses ``random_state=0`` as the challenge did.
-
-    Returns:
-        ``[S]`` float64 array of ε_s (may contain +inf).
-
-    Raises:
-        InputError: Shapes differ, fewer than 6 models, or non-finite outputs.
-        ConfigError: Unknown attack or bad ``delta``.
-
-    Example:
-        >>> rng = np.random.default_rng(0)
-        >>> same = challenge_epsilon(rng.normal(size=(512, 3)), rng.normal(size=(512, 3)), rng=rng)
-        >>> bool(np.all(same < 0.5)), forgetting_quality(same)
-        (True, 1.0)
-    """
-    unlearned = np.asarray(unlearned_outputs, dtype=np.float64)
-    retrained = np.asarray(retrained_outputs, dtype=np.float64)
-    if unlearned.shape != retrained.shape:
-        raise InputError(
-            f"unlearned_outputs and retrained_outputs must have the same shape, "
-            f"got {unlearned.shape} and {retrained.shape}"
-        )
-    if unlearned.ndim == 1:
-        unlearned, retrained = unlearned[:, None], retrained[:, None]
-    if unlearned.ndim != 2:
-        raise InputError(f"outputs must have shape [N, S] or [N], got {unlearned_outputs!r:.60}")
-    if unlearned.shape[0] < _MIN_CHALLENGE_MODELS:
-        raise InputError(
-            f"need at least {_MIN_CHALLENGE_MODELS} models per side for the stratified splits, "
-            f"got {unlearned.shape[0]}"
-        )
-    if not (np.all(np.isfinite(unlearned)) and np.all(np.isfinite(retrained))):
-        raise InputError("outputs contain NaN or infinite values")
-    delta = _check_delta(delta, allow_zero=False)
-    if isinstance(attacks, str) or len(attacks) == 0:
-        raise ConfigError(f"attacks must be a non-empty sequence of names, got {attacks!r}")
-    for name in attacks:
-        if name not in CHALLENGE_ATTACKS:
-            raise ConfigError(f"attacks must be among {sorted(CHALLENGE_ATTACKS)}, got {name!r}")
-    if rng is not None and not isinstance(rng, np.random.Generator):
-        raise ConfigError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
-    random_state = 0 if rng is None else int(rng.integers(0, 2**31 - 1))
-    epsilons = np.empty(unlearned.shape[1])
-    for s in range(unlearned.shape[1]):
-        fprs, fnrs = [], []
-        for name in attacks:
-            fpr, fnr = CHALLENGE_ATTACKS[name](
-                unlearned[:, s], retrained[:, s], random_state=random_state
-            )
-            fprs.append(fpr)
-            fnrs.append(fnr)
-        epsilons[s] = challenge_epsilon_from_rates(
-            fprs=np.concatenate(fprs), fnrs=np.concatenate(fnrs), delta=delta
-        )
-    return epsilons
-
-
-def forgetting_quality(eps_per_example: object) -> float:
-    """Forgetting quality F of the challenge: mean of H = 2 / 2^n over examples.
-
-    ``n = digitize(ε_s, [0, 0.5, …, 6])``, so ε in [0, 0.5) ⇒ n = 1 ⇒ H = 1, each further 0.5 halves
-    H, and ε >= 6 (including +inf) ⇒ n = 13 ⇒ H = 2⁻¹².
-
-    Args:
-        eps_per_example: ε_s values ``[S]`` (>= 0, +inf allowed, no NaN).
-
-    Returns:
-        F in (0, 1].
-
-    Example:
-        >>> forgetting_quality([0.0, 0.49, 0.5, 6.0, float("inf")])
-        0.50009765625
-    """
-    eps = np.asarray(eps_per_example, dtype=np.float64).ravel()
-    if eps.size == 0:
-        raise InputError("eps_per_example must not be empty")
-    if np.any(np.isnan(eps)) or np.any(eps < 0):
-        raise InputError("eps_per_example must be >= 0 (inf allowed) and free of NaN")
-    bins = np.digitize(eps, CHALLENGE_BIN_EDGES)
-    return float(np.mean(2.0 / 2.0**bins))
-
-
-def challenge_score(
-    *,
-    forgetting_quality: float,
-    retain_accuracy_unlearned: float,
-    retain_accuracy_retrained: float,
-    test_accuracy_unlearned: float,
-    test_accuracy_retrained: float,
-) -> float:
-    """Challenge score ``F · (RA_U / RA_R) · (TA_U / TA_R)`` (accuracies averaged over models).
-
-    Args:
-        forgetting_quality: F from :func:`forgetting_quality`, in [0, 1].
-        retain_accuracy_unlearned: Mean retain-set accuracy of the unlearned models, in [0, 1].
-        retain_accuracy_retrained: Same for the retrained models, in (0, 1].
-        test_accuracy_unlearned: Mean test accuracy of the unlearned models, in [0, 1].
-        test_accuracy_retrained: Same for the retrained models, in (0, 1].
-
-    Returns:
-        The score (>= 0; above F when the unlearned models are more accurate).
-
-    Example:
-        >>> challenge_score(forgetting_quality=0.5, retain_accuracy_unlearned=0.9,
-        ...     retain_accuracy_retrained=1.0, test_accuracy_unlearned=0.8, test_accuracy_retrained=0.8)
-        0.45
-    """
-    values = {
-        "forgetting_quality": forgetting_quality,
-        "retain_accuracy_unlearned": retain_accuracy_unlearned,
-        "retain_accuracy_retrained": retain_accuracy_retrained,
-        "test_accuracy_unlearned": test_accuracy_unlearned,
-        "test_accuracy_retrained": test_accuracy_retrained,
-    }
-    checked = {}
-    for name, value in values.items():
-        number = check_real(name, value)
-        if not 0.0 <= number <= 1.0:
-            raise ConfigError(f"{name} must be in [0, 1], got {value!r}")
-        checked[name] = number
-    for name in ("retain_accuracy_retrained", "test_accuracy_retrained"):
-        if checked[name] == 0.0:
-            raise ConfigError(f"{name} must be > 0, got {values[name]!r}")
-    return (
-        checked["forgetting_quality"]
-        * (checked["retain_accuracy_unlearned"] / checked["retain_accuracy_retrained"])
-        * (checked["test_accuracy_unlearned"] / checked["test_accuracy_retrained"])
-    )

@@ -2,7 +2,7 @@ r"""Features of the attack on the unlearning itself (MIA-U, Chen et al., CCS 202
 
 An MIA-U attacker queries the **original** model and its **unlearned** counterpart on the same
 input x and sees two posteriors ``p_o`` and ``p_u`` (``[n, C]``). Chen et al. ("When Machine
-Unlearning Jeopardizes Privacy", REFERENCE §4.4; repository MinChen00/UnlearningLeaks) turn them into
+Unlearning Jeopardizes Privacy", ACM CCS 2021; code: github.com/MinChen00/UnlearningLeaks) turn them into
 six features, with ``π = argsort(p_o)`` taken **ascending** per row (as their code does; the order
 only matters for bit-exact reproduction; ties keep the column order):
 

@@ -1,4 +1,4 @@
-r"""Attack metrics from membership scores (REFERENCE §4.2): ROC, AUC, TPR@FPR and their intervals.
+r"""Attack metrics from membership scores: ROC, AUC, TPR@FPR and their intervals (docs/auditing.md).
 
 Members are the positive class and **a higher score means "more likely member"**; a threshold τ
 declares every example with ``score >= τ`` a member (scikit-learn's convention). The ROC keeps one
@@ -28,12 +28,13 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.special import betaincinv
 
 from certunlearn.errors import ConfigError, InputError
+from certunlearn.report.entries import AttackEntry, OperatingPointEntry, score_histogram, thin_roc
 from certunlearn.validation import (
     check_choice,
     check_int,
@@ -41,6 +42,9 @@ from certunlearn.validation import (
     check_real,
     check_real_array,
 )
+
+if TYPE_CHECKING:
+    from certunlearn.audit.epsilon import EpsilonBound
 
 __all__ = [
     "AUC_CI_METHOD",
@@ -64,7 +68,7 @@ AUC_CI_METHOD = "stratified bootstrap percentile interval (an estimate, not a gu
 CLOPPER_PEARSON_SIDES = ("lower", "two", "upper")
 """Allowed ``side`` values of :func:`clopper_pearson`."""
 
-_MIN_NONMEMBERS_PER_FPR = 10.0  # TPR@x needs about 10/x non-members (REFERENCE §4.2)
+_MIN_NONMEMBERS_PER_FPR = 10.0  # TPR@x needs about 10/x non-members (docs/auditing.md, "Conventions")
 _BOOTSTRAP_BLOCK_ELEMENTS = 2_000_000  # resamples are drawn in blocks of at most this many draws
 
 
@@ -291,7 +295,7 @@ def roc_curve(scores_in: object, scores_out: object) -> RocCurve:
 
 
 def log_roc_curve(roc: RocCurve, *, floor: float = 1e-5) -> tuple[np.ndarray, np.ndarray]:
-    """ROC rates clipped to ``[floor, 1]`` for a log-log plot (axes 1e-5 … 1, REFERENCE §4.2).
+    """ROC rates clipped to ``[floor, 1]`` for a log-log plot (axes 1e-5 … 1, as in Carlini et al., S&P 2022).
 
     Args:
         roc: The curve from :func:`roc_curve`.
@@ -497,6 +501,63 @@ class AttackMetrics:
         if include_roc:
             out["roc"] = self.roc.as_dict()
         return out
+
+    def report_entry(
+        self,
+        *,
+        name: str,
+        description: str = "",
+        epsilon: EpsilonBound | None = None,
+        scores_in: object = None,
+        scores_out: object = None,
+        include_roc: bool = True,
+        deg_count: float | None = None,
+        deg_rate: float | None = None,
+    ) -> AttackEntry:
+        """These metrics as one attack of a compliance report (:class:`~certunlearn.report.entries.AttackEntry`).
+
+        Args:
+            name: The attack's name in the report.
+            description: What the attack does.
+            epsilon: Its :class:`~certunlearn.audit.epsilon.EpsilonBound` (the entry's
+                ``epsilon_lb`` / ``epsilon_cap``), or None.
+            scores_in: The members' scores, for the report's histogram (never stored), or None.
+            scores_out: The non-members' scores, likewise.
+            include_roc: Put the ROC (thinned to 256 points) in the entry.
+            deg_count: MIA-U DegCount, when the attack has one.
+            deg_rate: MIA-U DegRate, likewise.
+
+        Example:
+            >>> metrics = attack_metrics([2.0, 1.0], [1.0, 0.0], n_bootstrap=0)
+            >>> entry = metrics.report_entry(name="loss", scores_in=[2.0, 1.0], scores_out=[1.0, 0.0])
+            >>> entry.auc, entry.n_members, sorted(entry.tpr_at), sum(entry.score_histogram["members"])
+            (0.875, 2, ['0.001', '0.01'], 2)
+        """
+        return AttackEntry(
+            name=name,
+            description=description,
+            auc=self.auc,
+            auc_ci=self.auc_ci,
+            auc_ci_level=None if self.auc_ci is None else 1.0 - self.alpha,
+            n_members=self.n_in,
+            n_non_members=self.n_out,
+            roc=thin_roc(self.roc.fpr, self.roc.tpr) if include_roc else None,
+            score_histogram=score_histogram(scores_in, scores_out),
+            auc_ci_method=self.auc_ci_method,
+            balanced_accuracy=self.balanced_accuracy,
+            advantage=self.advantage,
+            tpr_at={repr(x): tpr for x, tpr in self.tpr_at.items()},
+            operating_points=tuple(
+                OperatingPointEntry(target_fpr=p.target_fpr, fpr=p.fpr, tpr=p.tpr, tpr_ci=p.tpr_ci,
+                                    tpr_upper=p.tpr_upper, fpr_upper=p.fpr_upper,
+                                    enough_non_members=bool(p.enough_non_members))
+                for p in self.operating_points.values()
+            ),
+            epsilon_lb=None if epsilon is None else epsilon.epsilon,
+            epsilon_cap=None if epsilon is None else epsilon.cap,
+            deg_count=deg_count,
+            deg_rate=deg_rate,
+        )
 
 
 def _operating_point(roc: RocCurve, target: float, alpha: float) -> OperatingPoint:

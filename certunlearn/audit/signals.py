@@ -1,4 +1,4 @@
-r"""Per-example membership signals from a classifier's outputs (REFERENCE §4.1).
+r"""Per-example membership signals from a classifier's outputs (docs/auditing.md, "Signals and metrics").
 
 Every function takes integer ``labels [n]`` and exactly one of ``logits [n, C]`` or
 ``probabilities [n, C]`` (C >= 2), works in float64, and returns a float64 array ``[n]``:

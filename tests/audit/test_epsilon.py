@@ -1,9 +1,10 @@
-"""Tests of the empirical ε lower bounds and the challenge score (certunlearn.audit.epsilon).
+"""Tests of the empirical ε lower bounds (certunlearn.audit.epsilon).
 
-Layers (REFERENCE.md §6 item 9): pinned values with their source (REFERENCE §4.5 cap table and
-worked example, Steinke–Nasr–Jagielski one-run values), brute-force references (every threshold
-looped, scipy Beta/normal quantiles), seeded statistical checks on a Gaussian mechanism with known ε
-(soundness and growth with n) and under the null, post-conditions, and validation.
+Layers: pinned values with their source (the perfect-attack cap table and worked example, recomputed
+with scipy's Beta quantiles; Steinke–Nasr–Jagielski one-run values), brute-force references (every
+threshold looped, scipy Beta/normal quantiles), seeded statistical checks on a Gaussian mechanism
+with known ε (soundness and growth with n) and under the null, post-conditions, and validation.
+The challenge score is tested in test_unlearning_challenge.py.
 """
 
 from __future__ import annotations
@@ -20,12 +21,8 @@ from certunlearn.audit.epsilon import (
     CP_DIRECTIONS,
     GDP_DIRECTIONS,
     EpsilonBound,
-    challenge_epsilon,
-    challenge_epsilon_from_rates,
-    challenge_score,
     epsilon_from_counts,
     epsilon_lower_bound,
-    forgetting_quality,
     gdp_mu_lower_bound,
     one_run_epsilon,
 )
@@ -37,8 +34,8 @@ from certunlearn.errors import ConfigError, InputError
 # Pinned values
 # ---------------------------------------------------------------------------------------------
 
-# REFERENCE.md §4.5, "Sample-size cap [N]" table: perfect attack (0 FP / 0 FN), single threshold,
-# δ = 1e-5, one-sided 95% Clopper–Pearson bound on each rate. epsilon_from_counts takes the
+# Sample-size cap table, recomputed with scipy.stats.beta.ppf(0.95, 1, n): perfect attack (0 FP / 0 FN),
+# single threshold, δ = 1e-5, one-sided 95% Clopper–Pearson bound on each rate. epsilon_from_counts takes the
 # *overall* α and splits it over the two rates (Bonferroni), so the table is alpha = 0.10 here.
 CAP_TABLE = [  # n per class, FPR_ub as printed, max provable ε_lb
     (100, "0.0295", 3.49),
@@ -53,7 +50,7 @@ CAP_AT_ALPHA_005 = [(100, 3.28), (1_000, 5.60), (10_000, 7.90), (100_000, 10.21)
 
 
 @pytest.mark.parametrize(("n", "fpr_ub", "epsilon"), CAP_TABLE)
-def test_cap_table_reference_4_5(n, fpr_ub, epsilon):
+def test_perfect_attack_cap_table(n, fpr_ub, epsilon):
     bound = epsilon_from_counts(fp=0, fn=0, n_out=n, n_in=n, delta=1e-5, alpha=0.10)
     decimals = len(fpr_ub.split(".")[1])
     assert f"{bound.fpr_ub:.{decimals}f}" == fpr_ub
@@ -80,9 +77,9 @@ def test_cap_of_data_chosen_thresholds(n, rounded):
     assert bound.epsilon == bound.cap and round(bound.cap, 2) == rounded
 
 
-def test_worked_example_reference_4_5():
-    """REFERENCE.md §4.5: n = 1000, 1 FP, 500 FN ⇒ FPR_ub 0.0047, FNR_ub 0.526, ε_lb = 4.61
-    (one-sided 95% per rate, i.e. overall alpha = 0.10 here)."""
+def test_worked_example():
+    """n = 1000, 1 FP, 500 FN ⇒ FPR_ub 0.0047, FNR_ub 0.526, ε_lb = 4.61 (the module docstring's
+    example; one-sided 95% per rate, i.e. overall alpha = 0.10 here)."""
     bound = epsilon_from_counts(fp=1, fn=500, n_out=1000, n_in=1000, delta=1e-5, alpha=0.10)
     assert round(bound.fpr_ub, 4) == 0.0047
     assert round(bound.fnr_ub, 3) == 0.526
@@ -125,7 +122,8 @@ def test_epsilon_from_counts_matches_formula_and_bonferroni():
     assert epsilon_from_counts(fp=150, fn=100, n_out=300, n_in=200).epsilon == 0.0
 
 
-# Steinke, Nasr & Jagielski (NeurIPS 2023) one-run values, as recomputed in REFERENCE.md §4.5 [N].
+# One-run audit values of Steinke, Nasr & Jagielski ("Privacy Auditing with One (1) Training Run",
+# NeurIPS 2023), recomputed independently with scipy's binomial distribution.
 @pytest.mark.parametrize(
     ("m", "r", "v", "delta", "expected"),
     [
@@ -141,7 +139,7 @@ def test_one_run_pinned_values(m, r, v, delta, expected):
 
 
 def _one_run_p(epsilon, m, r, v, delta):
-    """REFERENCE §4.5 formula, written out with an explicit loop over i."""
+    """Steinke, Nasr & Jagielski's p(ε, δ), written out with an explicit loop over i."""
     q = math.exp(epsilon) / (1 + math.exp(epsilon))
     tail = binom.sf(v - 1, r, q)
     if delta == 0:
@@ -262,8 +260,8 @@ def test_gdp_detects_a_reversed_attack_with_its_own_bounds():
     flipped = gdp_mu_lower_bound(-scores_in, -scores_out, delta=1e-5)
     assert flipped.direction == "higher-member"
     assert flipped.mu == pytest.approx(gdp.mu, rel=0.05)
-    # The Clopper–Pearson bound follows REFERENCE §4.5 with the score convention only:
-    # a reversed attack must be negated first.
+    # The Clopper–Pearson bound evaluates the score convention's test only (score >= τ declares a
+    # member): a reversed attack must be negated first.
     assert epsilon_lower_bound(scores_in, scores_out).epsilon == 0.0
     assert epsilon_lower_bound(-scores_in, -scores_out).epsilon > 1.0
 
@@ -411,149 +409,3 @@ def test_epsilon_bound_is_frozen_validated_and_serialisable():
     assert EpsilonBound(**{**good, "threshold": math.inf}).as_dict()["threshold"] == "inf"
     assert epsilon_from_counts(fp=0, fn=0, n_out=1000, n_in=1000).refutes(1.0)
     assert not epsilon_from_counts(fp=0, fn=0, n_out=10, n_in=10).refutes(5.0)
-
-
-# ---------------------------------------------------------------------------------------------
-# NeurIPS 2023 challenge (Triantafillou et al. 2024, REFERENCE §4.6)
-# ---------------------------------------------------------------------------------------------
-
-
-def test_challenge_rates_rules():
-    # both rates 0 ⇒ +inf; exactly one 0 ⇒ discarded; negative values floored at 0
-    assert challenge_epsilon_from_rates(fprs=[0.0], fnrs=[0.0]) == math.inf
-    assert challenge_epsilon_from_rates(fprs=[0.0, 0.4], fnrs=[0.1, 0.4]) == pytest.approx(
-        max(0.0, math.log(1 - 0.01 - 0.4) - math.log(0.4))
-    )
-    assert challenge_epsilon_from_rates(fprs=[0.0, 1.0], fnrs=[0.5, 0.0]) == 0.0
-    # ε = max{ln(1−δ−FPR) − ln FNR, ln(1−δ−FNR) − ln FPR}: FPR 0.01, FNR 0.5, δ 0.01
-    assert challenge_epsilon_from_rates(fprs=[0.01], fnrs=[0.5]) == pytest.approx(
-        math.log(0.49 / 0.01)
-    )
-    # both rates above 1 − δ (a perfectly inverted attack) ⇒ +inf, as in the challenge's code
-    assert challenge_epsilon_from_rates(fprs=[0.995], fnrs=[0.999]) == math.inf
-    with pytest.raises(InputError):
-        challenge_epsilon_from_rates(fprs=[0.1, 0.2], fnrs=[0.1])
-    with pytest.raises(InputError):
-        challenge_epsilon_from_rates(fprs=[1.1], fnrs=[0.1])
-
-
-@pytest.mark.parametrize(
-    ("eps", "expected_bins"),
-    [
-        ([0.0], [1]),
-        ([0.4999], [1]),
-        ([0.5], [2]),
-        ([1.0], [3]),
-        ([5.99], [12]),
-        ([6.0], [13]),
-        ([math.inf], [13]),
-        ([0.2, 0.7, 2.6], [1, 2, 6]),
-    ],
-)
-def test_forgetting_quality_bins(eps, expected_bins):
-    """Bins of width 0.5 on [0, 6] (13 edges), H = 2 / 2^n (REFERENCE §4.6)."""
-    expected = np.mean([2.0 / 2.0**n for n in expected_bins])
-    assert forgetting_quality(eps) == pytest.approx(expected, rel=1e-15)
-
-
-def test_forgetting_quality_validation_and_score():
-    for bad in ([], [np.nan], [-0.1]):
-        with pytest.raises(InputError):
-            forgetting_quality(bad)
-    score = challenge_score(
-        forgetting_quality=0.8,
-        retain_accuracy_unlearned=0.9,
-        retain_accuracy_retrained=0.95,
-        test_accuracy_unlearned=0.85,
-        test_accuracy_retrained=0.88,
-    )
-    assert score == pytest.approx(0.8 * (0.9 / 0.95) * (0.85 / 0.88), rel=1e-15)
-    with pytest.raises(ConfigError, match="retain_accuracy_retrained"):
-        challenge_score(
-            forgetting_quality=0.8,
-            retain_accuracy_unlearned=0.9,
-            retain_accuracy_retrained=0.0,
-            test_accuracy_unlearned=0.85,
-            test_accuracy_retrained=0.88,
-        )
-    with pytest.raises(ConfigError, match="forgetting_quality"):
-        challenge_score(
-            forgetting_quality=1.5,
-            retain_accuracy_unlearned=0.9,
-            retain_accuracy_retrained=0.9,
-            test_accuracy_unlearned=0.85,
-            test_accuracy_retrained=0.88,
-        )
-
-
-def naive_best_threshold_epsilon(unlearned, retrained, delta):
-    """The challenge's best-threshold attack and ε_s rules, as a plain loop."""
-    samples = np.concatenate([retrained, unlearned])
-    labels = np.r_[np.zeros(len(retrained)), np.ones(len(unlearned))]
-    best = 0.0
-    for t in sorted(samples):
-        predicted = samples > t
-        fpr = np.mean(predicted[labels == 0])
-        fnr = np.mean(~predicted[labels == 1])
-        if fpr == 0 and fnr == 0:
-            return math.inf
-        if fpr == 0 or fnr == 0:
-            continue
-        for a, b in ((fpr, fnr), (fnr, fpr)):
-            if 1 - delta - a > 0:
-                best = max(best, math.log(1 - delta - a) - math.log(b))
-    return best
-
-
-def test_challenge_epsilon_best_threshold_matches_naive_loop():
-    rng = np.random.default_rng(12)
-    unlearned = rng.normal(0.5, 1, size=(40, 4))
-    retrained = rng.normal(0.0, 1, size=(40, 4))
-    eps = challenge_epsilon(unlearned, retrained, attacks=("best_threshold",))
-    for s in range(4):
-        assert eps[s] == pytest.approx(
-            naive_best_threshold_epsilon(unlearned[:, s], retrained[:, s], 0.01)
-        )
-
-
-def test_challenge_epsilon_end_to_end():
-    rng = np.random.default_rng(3)
-    same = challenge_epsilon(
-        rng.normal(size=(256, 5)), rng.normal(size=(256, 5)), rng=np.random.default_rng(0)
-    )
-    # point estimates on held-out 10% splits are noisy: most, not all, null examples land in bin 1
-    assert same.shape == (5,) and np.median(same) < 0.5 and forgetting_quality(same) > 0.6
-    separated = challenge_epsilon(rng.normal(10, 1, size=(32, 2)), rng.normal(0, 1, size=(32, 2)))
-    assert np.all(np.isinf(separated))
-    assert forgetting_quality(separated) == pytest.approx(2.0 / 2**13)
-    one = challenge_epsilon(
-        rng.normal(1, 1, 64), rng.normal(0, 1, 64), attacks=("logistic_regression",)
-    )
-    assert one.shape == (1,) and 0.0 <= one[0] < math.inf
-    identical = np.tile(np.arange(64.0)[:, None], (1, 2))
-    assert np.all(challenge_epsilon(identical, identical.copy()) == 0.0)  # nothing separates them
-    # reproducible: rng=None is the challenge's random_state=0; a seeded rng repeats itself
-    u, r = rng.normal(0.3, 1, (64, 3)), rng.normal(0, 1, (64, 3))
-    np.testing.assert_array_equal(challenge_epsilon(u, r), challenge_epsilon(u, r))
-    np.testing.assert_array_equal(
-        challenge_epsilon(u, r, rng=np.random.default_rng(1)),
-        challenge_epsilon(u, r, rng=np.random.default_rng(1)),
-    )
-
-
-@pytest.mark.parametrize(
-    ("unlearned", "retrained", "kwargs", "error"),
-    [
-        (np.zeros((10, 2)), np.zeros((10, 3)), {}, InputError),
-        (np.zeros((5, 2)), np.zeros((5, 2)), {}, InputError),
-        (np.full((10, 2), np.nan), np.zeros((10, 2)), {}, InputError),
-        (np.zeros((10, 2, 2)), np.zeros((10, 2, 2)), {}, InputError),
-        (np.zeros((10, 2)), np.zeros((10, 2)), {"attacks": ("svm",)}, ConfigError),
-        (np.zeros((10, 2)), np.zeros((10, 2)), {"attacks": ()}, ConfigError),
-        (np.zeros((10, 2)), np.zeros((10, 2)), {"delta": 0.0}, ConfigError),
-        (np.zeros((10, 2)), np.zeros((10, 2)), {"rng": 3}, ConfigError),
-    ],
-)
-def test_challenge_epsilon_validation(unlearned, retrained, kwargs, error):
-    with pytest.raises(error):
-        challenge_epsilon(unlearned, retrained, **kwargs)

@@ -1,7 +1,7 @@
 """Tests of the MIA-U features, output defences and DegCount/DegRate (certunlearn.audit.features).
 
-Layers (REFERENCE.md §6 item 9): hand examples against the direct formulas of Chen et al.'s table
-(REFERENCE §4.4), shapes and the ascending sort order, hypothesis properties (class-permutation
+Layers: hand examples against the direct formulas of Chen et al.'s table (ACM CCS 2021, as
+reproduced in the features module docstring), shapes and the ascending sort order, hypothesis properties (class-permutation
 invariance of the sorted features, defences keep rows on the simplex), defences applied to every
 feature alike (label-only makes each feature a function of the two arg-maxes), DegCount/DegRate
 hand cases, registries and input validation.

@@ -1,6 +1,6 @@
 """Tests of the attack metrics (certunlearn.audit.metrics).
 
-Layers (REFERENCE.md §6 item 9): scikit-learn as the reference for the ROC and the AUC (ties
+Layers: scikit-learn as the reference for the ROC and the AUC (ties
 included), brute-force loops for balanced accuracy and advantage, a hand-built TPR@FPR example for
 the ``fpr <= x`` convention, Clopper–Pearson against ``scipy.stats.binomtest`` and Beta quantiles,
 the bootstrap against a naive loop fed the same draws, a seeded statistical check under the null,
@@ -166,7 +166,7 @@ def test_clopper_pearson_matches_scipy(k, n, alpha):
     assert clopper_pearson(k, n, alpha=alpha, side="lower") == pytest.approx(
         (lower.low, 1.0), rel=1e-9, abs=1e-15
     )
-    # and the Beta-quantile formula of REFERENCE §4.2 for the one-sided upper bound
+    # and the Beta-quantile formula (Clopper & Pearson, Biometrika 1934) for the one-sided upper bound
     expected_upper = 1.0 if k == n else beta.ppf(1 - alpha, k + 1, n - k)
     assert clopper_pearson(k, n, alpha=alpha, side="upper")[1] == pytest.approx(
         expected_upper, rel=1e-10

@@ -1,6 +1,6 @@
-"""Tests of the MIA-L attacks (certunlearn.audit.mia_l).
+"""Tests of the MIA-L attacks (certunlearn.audit.attacks, .lira, .rmia) and their runner (.mia_l).
 
-Layers (REFERENCE.md §6 item 9): slow per-example loops as references for LiRA (medians,
+Layers: slow per-example loops as references for LiRA (medians,
 per-example and pooled variances from the right population, one-sided offline) and RMIA (the
 pairwise likelihood-ratio count, online and offline, the ``a`` tuning); synthetic logits with a
 known structure (per-example difficulty that fools LOSS but not LiRA/RMIA); an end-to-end audit of
@@ -20,20 +20,17 @@ from scipy.special import softmax
 from scipy.stats import norm
 
 from certunlearn.audit import mia_l
-from certunlearn.audit.metrics import attack_metrics
-from certunlearn.audit.mia_l import (
+from certunlearn.audit.attacks import (
     ATTACKS,
     DEFAULT_ATTACKS,
-    RMIA_A_GRID,
     AttackInputs,
-    MIAResult,
-    lira,
     loss_attack,
     register_attack,
-    rmia,
-    run_mia_l,
-    tune_rmia_a,
 )
+from certunlearn.audit.lira import LIRA_VARIANTS, lira
+from certunlearn.audit.metrics import attack_metrics
+from certunlearn.audit.mia_l import MIAResult, run_mia_l
+from certunlearn.audit.rmia import RMIA_A_GRID, rmia, tune_rmia_a
 from certunlearn.audit.shadows import ShadowSpec, train_shadows
 from certunlearn.audit.signals import lira_logit, loss
 from certunlearn.data import load_dataset
@@ -132,7 +129,7 @@ def test_loss_attack_is_minus_the_loss_averaged_over_queries():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant", mia_l.LIRA_VARIANTS)
+@pytest.mark.parametrize("variant", LIRA_VARIANTS)
 @pytest.mark.parametrize("queries", [1, 2])
 def test_lira_matches_the_per_example_reference(variant, queries):
     rng = np.random.default_rng(queries)
@@ -220,13 +217,13 @@ def test_lira_beats_loss_on_examples_of_different_difficulty():
         "loss": loss_attack(logits_for(phi_target), labels),
         **{
             v: lira(logits_for(phi_target), labels, logits_for(phi_shadow), membership, variant=v)
-            for v in mia_l.LIRA_VARIANTS
+            for v in LIRA_VARIANTS
         },
     }.items():
         metrics = attack_metrics(scores[member], scores[~member], n_bootstrap=0)
         aucs[name] = (metrics.auc, metrics.tpr_at[0.01])
     assert aucs["loss"][0] < 0.7
-    for variant in mia_l.LIRA_VARIANTS:
+    for variant in LIRA_VARIANTS:
         assert aucs[variant][0] > 0.95, (variant, aucs)
         assert aucs[variant][1] > 0.5 > aucs["loss"][1] + 0.3, (variant, aucs)
 
@@ -249,7 +246,7 @@ def test_identical_shadow_outputs_stay_finite():
     labels = np.zeros(2, dtype=np.int64)
     membership = np.array([[True, True], [True, True], [False, False], [False, False]])
     saturated = logits_for(np.full((4, 2), 500.0))  # φ clipped at 103.6 for every shadow
-    for variant in mia_l.LIRA_VARIANTS:
+    for variant in LIRA_VARIANTS:
         scores = lira(
             logits_for(np.array([500.0, 0.0])), labels, saturated, membership, variant=variant
         )
@@ -663,6 +660,20 @@ def test_run_mia_l_validates(digits_audit):
         run_mia_l(model, *args[:3], ds.y_train[n][:-1], attacks=("loss",))
     with pytest.raises(InputError, match="differ"):
         run_mia_l(model, *args[:2], ds.X_train[n][:, :10], args[3], attacks=("loss",))
+
+
+def test_attack_options_are_checked_before_shadows_are_trained(monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("shadows trained before the options were checked")
+
+    monkeypatch.setattr(mia_l, "train_shadows", no_training)
+    logits, labels = np.zeros((10, 2)), np.zeros(10, dtype=np.int64)
+    spec = ShadowSpec(model="logreg", n_shadows=4, training=SGDConfig(epochs=1, batch_size=5, lr=0.1))
+    for bad, message in (({"gamma": 0.5}, "gamma"), ({"a": 2.0}, "a must be"),
+                         ({"min_std": 0.0}, "min_std")):
+        with pytest.raises(ConfigError, match=message):
+            run_mia_l(lambda X: X, logits[:5], labels[:5], logits[5:], labels[5:],
+                      attacks=("rmia-offline",), shadow_spec=spec, **bad)
 
 
 def test_mia_result_is_validated_and_read_only(digits_audit):

@@ -1,6 +1,6 @@
 """Tests of the membership signals (certunlearn.audit.signals).
 
-Layers (REFERENCE.md §6 item 9): direct formulas on a naive float64 softmax, an mpmath reference at
+Layers: direct formulas on a naive float64 softmax, an mpmath reference at
 extreme logits, hypothesis properties (finite LiRA logit, loss >= 0, monotone relations), the
 registry's sign convention (higher = member) and input validation.
 """
@@ -38,7 +38,8 @@ def naive_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def naive_signals(p: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """REFERENCE §4.1 formulas written out per row with Python loops."""
+    """The signals' formulas (loss, p_y, LiRA's φ of Carlini et al. 2022, Song & Mittal's Mentr)
+    written out per row with Python loops."""
     out: dict[str, list[float]] = {"loss": [], "confidence": [], "lira": [], "mentr": []}
     for row, label in zip(p, y, strict=True):
         p_y = row[label]
