@@ -48,7 +48,7 @@ from certunlearn.data import clip_rows  # noqa: E402
 from certunlearn.models import LogisticRegression  # noqa: E402
 from certunlearn.train import SGDConfig  # noqa: E402
 from certunlearn.unlearn import HFOCU  # noqa: E402
-from certunlearn.unlearn.base import gaussian_noise_like  # noqa: E402
+from certunlearn.unlearn.noise import gaussian_noise_like  # noqa: E402
 
 CLASSES = 10
 
@@ -97,7 +97,8 @@ def breakdown(hf: HFOCU, sample_id: int, args: argparse.Namespace, device: torch
             gaussian_sigma(epsilon=args.epsilon, delta=args.delta, sensitivity=bound.value),
             gaussian_sigma(epsilon=args.epsilon, delta=args.delta, sensitivity=bound.noise_only_value),
         ),
-        "noise draw": lambda: gaussian_noise_like(noiseless, sigma, gen),
+        "noise draw (seeded, not private)": lambda: gaussian_noise_like(noiseless, sigma, gen),
+        "noise draw (secure: OS CSPRNG)": lambda: gaussian_noise_like(noiseless, sigma, None),
         "w_bar + noise": lambda: noiseless + noiseless,
     }
     out = {}
@@ -113,12 +114,11 @@ def run_dim(d: int, args: argparse.Namespace, device: torch.device, dtype: torch
         store_path = Path(tmp) / "stats.bin" if args.memmap else None
         hf = fitted(d, args, device, dtype, store_path)
         ids = list(range(args.rows))
-        gen = torch.Generator(device=device).manual_seed(args.seed)
         counter = iter(range(10**9))
         results: list[tuple[float, bool, float, int]] = []  # keep figures only: a result holds 2 d-vectors
         def forget_one() -> None:
             sample_id = ids[next(counter) % len(ids)]
-            res = hf.forget([sample_id], epsilon=args.epsilon, delta=args.delta, generator=gen, dry_run=True)
+            res = hf.forget([sample_id], epsilon=args.epsilon, delta=args.delta, dry_run=True)  # secure noise (default)
             results.append((res.elapsed_s, res.certified, res.sigma, sample_id))
 
         if args.prefetch:  # real releases on fresh copies, noise drawn before the clock starts
@@ -126,7 +126,7 @@ def run_dim(d: int, args: argparse.Namespace, device: torch.device, dtype: torch
             for k in range(args.warmup + args.repeat):
                 sample_id = ids[k % len(ids)]
                 copy_ = copy.deepcopy(hf)
-                copy_.prefetch_noise(gen)
+                copy_.prefetch_noise()  # secure noise (default)
                 seconds, res = timed(lambda c=copy_, i=sample_id: c.forget([i], epsilon=args.epsilon,
                                                                           delta=args.delta), device)
                 results.append((res.elapsed_s, res.certified, res.sigma, sample_id))

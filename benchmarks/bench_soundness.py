@@ -83,12 +83,11 @@ from _softmax_problems import (  # noqa: E402
     within,
 )
 
-from certunlearn.certify.bounds import (  # noqa: E402
+from certunlearn.certify.assumptions import (  # noqa: E402
     Assumptions,
-    coupled_sgd_bound,
-    second_order_sgd_bound,
     softmax_regression_assumptions,
 )
+from certunlearn.certify.hfocu_bounds import coupled_sgd_bound, second_order_sgd_bound  # noqa: E402
 from certunlearn.certify.refine import default_sensitivity_budget  # noqa: E402
 from certunlearn.errors import ConfigError, RefinementRefused  # noqa: E402
 from certunlearn.models import LogisticRegression  # noqa: E402
@@ -275,9 +274,9 @@ def _refine_unlearners(p: Problem, hf_refine: HFOCU, X: torch.Tensor, y: torch.T
     common = dict(weight_decay=p.weight_decay, feature_norm_bound=p.clip, certificate="refine")
     return {
         "hfocu": hf_refine,
-        "curenewton": CureNewton(trained, X, y, iterations=p.curenewton_steps, **common),
-        "finetune": FineTune(trained, X, y, epochs=p.finetune_epochs, batch_size=p.batch_size,
-                             lr=p.finetune_lr, seed=p.index, **common),
+        "curenewton": CureNewton(trained, iterations=p.curenewton_steps, **common).fit(X, y),
+        "finetune": FineTune(trained, epochs=p.finetune_epochs, batch_size=p.batch_size,
+                             lr=p.finetune_lr, seed=p.index, **common).fit(X, y),
     }
 
 

@@ -36,7 +36,7 @@ def _flat(params: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def _trained(model: LogisticRegression, X: torch.Tensor, y: torch.Tensor, lam: float) -> LogisticRegression:
     """Minimise the full-data objective with L-BFGS (the 'stored model' ŵ) and load it into ``model``."""
-    oracle = ExactRetrain(model, X, y, weight_decay=lam, tol=1e-12)
+    oracle = ExactRetrain(model, weight_decay=lam, tol=1e-12).fit(X, y)
     theta = oracle.theta_star.clone().requires_grad_(True)
     keep = oracle.keep_mask([])
     opt = torch.optim.LBFGS([theta], max_iter=2000, tolerance_grad=1e-13, tolerance_change=0.0,
@@ -76,15 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         m = int(rng.integers(1, max(2, n // 10)))
         ids = sorted(int(i) for i in rng.choice(n, size=m, replace=False))
         common = {"weight_decay": lam, "feature_norm_bound": clip, "certificate": "worst-case"}  # a priori bounds
-        probe = ExactRetrain(model, X, y, **common)
+        probe = ExactRetrain(model, **common).fit(X, y)
         gap = float(probe.gradient(probe.theta_star, probe.keep_mask([])).norm())
         common["optimality_gap"] = max(2.0 * gap, 1e-12)  # declared: what training guaranteed
-        reference = _flat(ExactRetrain(model, X, y, tol=1e-12, **common).forget(ids).params_noiseless)
+        reference = _flat(ExactRetrain(model, tol=1e-12, **common).fit(X, y).forget(ids).params_noiseless)
         for name, (cls, options) in METHODS.items():
             opts = dict(options)
             if "damping" in opts:
                 opts["damping"] = float(10 ** rng.uniform(-3, 0))
-            res = cls(model, X, y, **common, **opts).forget(ids, epsilon=1.0, delta=1e-5,
+            res = cls(model, **common, **opts).fit(X, y).forget(ids, epsilon=1.0, delta=1e-5,
                                                             generator=torch.Generator().manual_seed(k))
             if not res.certified:
                 violations.append(f"problem {k}: {name} unexpectedly uncertified: {res.reasons}")

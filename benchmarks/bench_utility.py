@@ -51,7 +51,6 @@ from certunlearn.data import Dataset, load_dataset, make_dataset  # noqa: E402
 from certunlearn.models import LogisticRegression  # noqa: E402
 from certunlearn.train import SGDConfig, coupled_retrain  # noqa: E402
 from certunlearn.unlearn import HFOCU, ExactRetrain  # noqa: E402
-from certunlearn.unlearn.capacity import reference_model  # noqa: E402
 
 DELTA = 1e-5
 CONFIGS = {  # trained to convergence (test accuracy: digits 0.96, wine 0.97, breast_cancer 0.97)
@@ -103,8 +102,8 @@ def _retrain_times(ds: Dataset, config: SGDConfig, ids: list[int], budget: float
     model = LogisticRegression(ds.num_features, ds.num_classes, dtype=ds.X_train.dtype)
     lam, d = config.weight_decay, hf.fm_.dim
     tol = lam * budget / math.sqrt(d)  # max |∂F| ≤ tol ⇒ ‖∇F‖ ≤ λΔ_b ⇒ ‖w − w*‖ ≤ Δ_b (strong convexity)
-    lbfgs = ExactRetrain(model, ds.X_train, ds.y_train, weight_decay=lam, tol=tol, max_iter=20000,
-                         certificate="worst-case")
+    lbfgs = ExactRetrain(model, weight_decay=lam, tol=tol, max_iter=20000,
+                         certificate="worst-case").fit(ds.X_train, ds.y_train)
     t_lbfgs, res = _median_time(lambda: lbfgs.forget(ids, dry_run=True), max(1, repeat // 2))
     certifier = hf.certifier_
     keep = certifier.keep_mask(sorted(ids))
@@ -132,7 +131,7 @@ def run_dataset(name: str, ds: Dataset, config: SGDConfig, fractions: list[float
     X_test, y_test = ds.X_test.to(fm.dtype), ds.y_test
     rows = []
     for fraction, ids in sets.items():
-        reference = reference_model(refine, ds.X_train, ds.y_train, ids)  # exact retrain (float64 Newton)
+        reference = refine.reference(ds.X_train, ds.y_train, ids)  # exact retrain (float64 Newton)
         coupled = fm.layout.flatten(coupled_retrain(model, ds.X_train, ds.y_train, worst.schedule, config,
                                                     exclude=ids)).to(fm.dtype)
         retrain_acc = _accuracy(fm, reference, X_test, y_test)

@@ -11,7 +11,7 @@ same θ* (``forget(..., dry_run=True)``, so no method sees another's request). M
 * KL(p_ref ‖ p_method) of the softmax outputs, mean over rows, on the test set and on the forget set,
   where p_ref is the **reference retrain** (``retrain`` = ExactRetrain: L-BFGS on the remaining data
   warm-started at θ*);
-* ‖θ̄ − θ_ref‖ (secondary: parameter distance is a poor metric for networks, REFERENCE.md §3.5);
+* ‖θ̄ − θ_ref‖ (secondary: parameter distance is a poor metric for networks, docs/curenewton.md, "Metric caveats");
 * wall time of the method's ``forget`` vs the reference retrain's and a from-scratch retrain's
   (the same recipe: SGDConfig then the optional polish, same initial model, remaining rows only)
   and the speed-ups;
@@ -68,30 +68,14 @@ from certunlearn.data import load_dataset  # noqa: E402
 from certunlearn.errors import CertUnlearnError  # noqa: E402
 from certunlearn.models import MLP  # noqa: E402
 from certunlearn.train import SGDConfig, train_sgd  # noqa: E402
-from certunlearn.unlearn import (  # noqa: E402
-    AbsEigNewton,
-    CureNewton,
-    DampedNewton,
-    ExactRetrain,
-    FineTune,
-    GradientAscent,
-    InfluenceJackknife,
-    NewtonStep,
-    PinvNewton,
-)
+from certunlearn.unlearn import UNLEARNERS, DampedNewton, ExactRetrain, PostHocUnlearner  # noqa: E402
 
 NOISE_STREAM, DELETION_STREAM, SUBSAMPLE_STREAM = 1, 2, 3  # independent numpy streams per purpose
 DEFAULT_PLAN = Path(__file__).resolve().parent.parent / "audits" / "curenewton_digits_mlp.toml"
 
-METHODS: dict[str, type] = {
-    "curenewton": CureNewton,
-    "newton": NewtonStep,
-    "damped-newton": DampedNewton,
-    "pinv-newton": PinvNewton,
-    "abs-newton": AbsEigNewton,
-    "influence": InfluenceJackknife,
-    "finetune": FineTune,
-    "gradient-ascent": GradientAscent,
+METHODS: dict[str, type] = {  # the post-hoc methods compared, resolved through the registry
+    name: cls for name, cls in UNLEARNERS.items()
+    if issubclass(cls, PostHocUnlearner) and name not in ("retrain", "coupled-retrain")
 }
 # options the script sets itself (from the task), never from the plan
 RESERVED_OPTIONS = {"model", "X", "y", "weight_decay", "loss", "kwargs"}
@@ -432,12 +416,12 @@ def evaluate_task(task: Task, plan: dict[str, Any], log: Any) -> dict[str, Any]:
             damped_spec = spec
             continue
         start = time.perf_counter()
-        unlearners[spec["label"]] = METHODS[spec["method"]](task.model, task.X, task.y, **common,
-                                                            **spec.get("options", {}))
+        unlearners[spec["label"]] = METHODS[spec["method"]](task.model, **common,
+                                                            **spec.get("options", {})).fit(task.X, task.y)
         setup_s[spec["label"]] = time.perf_counter() - start
-    reference = ExactRetrain(task.model, task.X, task.y, **common, **ref_options)
-    helper = DampedNewton(task.model, task.X, task.y, **common,
-                          **(damped_spec or {}).get("options", {}))
+    reference = ExactRetrain(task.model, **common, **ref_options).fit(task.X, task.y)
+    helper = DampedNewton(task.model, **common,
+                          **(damped_spec or {}).get("options", {})).fit(task.X, task.y)
     info["hessian_full"] = hessian_spectrum(task, helper, all_keep)
     info["setup_seconds"] = setup_s
     grid = [float(t) for t in damped_spec["damping_grid"]] if damped_spec else []
@@ -506,8 +490,8 @@ def evaluate_task(task: Task, plan: dict[str, Any], log: Any) -> dict[str, Any]:
             best_j = min(scores)[2]
             best = grid[best_j]
             for r, seed in zip(runs, seeds, strict=True):
-                un = DampedNewton(task.model, task.X, task.y, **common, damping=best,
-                                  **damped_spec.get("options", {}))
+                un = DampedNewton(task.model, **common, damping=best,
+                                  **damped_spec.get("options", {})).fit(task.X, task.y)
                 theta, extras, seconds, err = run_forget(un, task, r["_ids"], seed)
                 if theta is None:
                     r["rows"][damped_label] = {"error": err, "seconds": seconds}

@@ -21,29 +21,19 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from certunlearn.digest import ids_digest
 from certunlearn.errors import ConfigError, InputError, PolicyError
 from certunlearn.validation import check_int, check_open_unit, check_positive
 
-__all__ = ["LEDGER_SCHEMA_VERSION", "Ledger", "LedgerEvent", "LedgerPolicy", "ids_digest"]
+__all__ = ["LEDGER_SCHEMA_VERSION", "Ledger", "LedgerEvent", "LedgerPolicy"]
 
 LEDGER_SCHEMA_VERSION = 1
-
-
-def ids_digest(ids: Iterable[int]) -> str:
-    """SHA-256 of the sorted ids (canonical text), so a ledger never stores raw ids.
-
-    Example:
-        >>> ids_digest([2, 1]) == ids_digest([1, 2])
-        True
-    """
-    canonical = ",".join(str(int(i)) for i in sorted(int(i) for i in ids))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+_NOISE_SOURCES = ("secure", "seeded", "none")  # certunlearn.unlearn.noise.NOISE_SOURCES (torch-free here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +70,11 @@ class LedgerPolicy:
 
 @dataclass(frozen=True, slots=True)
 class LedgerEvent:
-    """One release: who asked, what was deleted (as a digest), how it was certified."""
+    """One release: who asked, what was deleted (as a digest), how it was certified.
+
+    ``noise_source`` is ``secure`` (OS CSPRNG), ``seeded`` (reproducible noise: not private) or
+    ``none`` (σ = 0).
+    """
 
     request_id: str
     ids_digest: str
@@ -95,10 +89,13 @@ class LedgerEvent:
     model_before: str = ""
     model_after: str = ""
     timestamp: str = ""
+    noise_source: str = "secure"
 
     def __post_init__(self) -> None:
         if not self.request_id:
             raise ConfigError("request_id must be a non-empty string")
+        if self.noise_source not in _NOISE_SOURCES:
+            raise ConfigError(f"noise_source must be one of {list(_NOISE_SOURCES)}, got {self.noise_source!r}")
         check_int("count", self.count, minimum=1)
         check_int("cumulative_count", self.cumulative_count, minimum=self.count)
         if self.sigma < 0:
@@ -188,7 +185,7 @@ class Ledger:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Versioned, JSON-serialisable state."""
+        """Versioned, JSON-serialisable state (policy and events); inverse: :meth:`load_state_dict`."""
         return {
             "schema_version": LEDGER_SCHEMA_VERSION,
             "mechanism": "ledger",
@@ -196,9 +193,31 @@ class Ledger:
             "events": [asdict(e) for e in self._events],
         }
 
+    def load_state_dict(self, state: dict[str, Any]) -> Ledger:
+        """Replace this ledger's policy and events by those of ``state`` (from :meth:`state_dict`).
+
+        The whole state is validated first (keys, types, every event re-checked in order against the
+        policy and the events before it); on any error this ledger is left unchanged.
+
+        Raises:
+            InputError: Not a ledger state, another schema version, unknown or missing keys, or an
+                event that is malformed or does not follow the ones before it.
+
+        Example:
+            >>> led = Ledger(LedgerPolicy(epsilon=1.0, delta=1e-5))
+            >>> _ = led.record(LedgerEvent.create(request_id="r1", ids=[4], cumulative_count=1, method="hfocu",
+            ...     sensitivity=0.1, sigma=0.5, epsilon=1.0, delta=1e-5, certified=True))
+            >>> other = Ledger(LedgerPolicy(epsilon=2.0, delta=1e-6)).load_state_dict(led.state_dict())
+            >>> other.policy.epsilon, [e.request_id for e in other.events]
+            (1.0, ['r1'])
+        """
+        parsed = _parse_state(state)
+        self.policy, self._events = parsed.policy, list(parsed.events)
+        return self
+
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> Ledger:
-        """Inverse of :meth:`state_dict`; re-validates every event in order.
+        """A new ledger from :meth:`state_dict`'s output, validated as :meth:`load_state_dict` does.
 
         Example:
             >>> import json
@@ -206,14 +225,34 @@ class Ledger:
             >>> Ledger.from_state_dict(json.loads(json.dumps(led.state_dict()))).policy.epsilon
             1.0
         """
-        if not isinstance(state, dict) or state.get("mechanism") != "ledger":
-            raise InputError("not a ledger state")
-        if state.get("schema_version") != LEDGER_SCHEMA_VERSION:
-            raise InputError(f"unsupported ledger schema_version {state.get('schema_version')!r}")
+        return _parse_state(state)
+
+
+_STATE_KEYS = frozenset({"schema_version", "mechanism", "policy", "events"})
+
+
+def _parse_state(state: object) -> Ledger:
+    """Validate a ledger state and build the ledger it describes (InputError naming what is wrong)."""
+    if not isinstance(state, dict) or state.get("mechanism") != "ledger":
+        raise InputError("not a ledger state (a dict with mechanism 'ledger' is expected)")
+    if state.get("schema_version") != LEDGER_SCHEMA_VERSION:
+        raise InputError(f"unsupported ledger schema_version {state.get('schema_version')!r} "
+                         f"(this version reads {LEDGER_SCHEMA_VERSION})")
+    unknown, missing = sorted(set(state) - _STATE_KEYS), sorted(_STATE_KEYS - set(state))
+    if unknown or missing:
+        raise InputError(f"malformed ledger state: unknown keys {unknown}, missing keys {missing}")
+    policy, events = state["policy"], state["events"]
+    if not isinstance(policy, dict) or not isinstance(events, list):
+        raise InputError("malformed ledger state: 'policy' must be a dict and 'events' a list")
+    try:
+        ledger = Ledger(LedgerPolicy(**policy))
+    except (TypeError, ConfigError) as exc:
+        raise InputError(f"malformed ledger policy: {exc}") from exc
+    for k, raw in enumerate(events):
+        if not isinstance(raw, dict):
+            raise InputError(f"malformed ledger event {k}: a dict is expected, got {type(raw).__name__}")
         try:
-            ledger = cls(LedgerPolicy(**state["policy"]))
-            for raw in state["events"]:
-                ledger.record(LedgerEvent(**raw))
-        except (KeyError, TypeError) as exc:
-            raise InputError(f"malformed ledger state: {exc!r}") from exc
-        return ledger
+            ledger.record(LedgerEvent(**raw))
+        except (TypeError, ConfigError, PolicyError) as exc:
+            raise InputError(f"ledger event {k} ({raw.get('request_id')!r}) is invalid: {exc}") from exc
+    return ledger

@@ -3,7 +3,9 @@
 Registered methods: ``hfocu`` (statistics recorded during training), ``curenewton`` and the Newton
 family (``newton``, ``damped-newton``, ``pinv-newton``, ``abs-newton``, ``influence``) for models that
 recorded nothing, and the baselines ``finetune``, ``gradient-ascent``, ``retrain`` and
-``coupled-retrain``.
+``coupled-retrain``. Every method is an :class:`Unlearner`: ``cls(model, **options).fit(X, y)``, then
+``forget(ids, epsilon=, delta=)``, ``bound(ids)`` and ``state_dict()`` / ``load_state_dict(state)``;
+callers resolve a method by name with :func:`get_unlearner`.
 
 Example:
     >>> from certunlearn.unlearn import UNLEARNERS

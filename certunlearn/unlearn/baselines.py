@@ -15,7 +15,7 @@ Example:
     >>> from certunlearn.models import LogisticRegression
     >>> X = torch.randn(40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     >>> y = (X[:, 0] > 0).long()
-    >>> ex = ExactRetrain(LogisticRegression(3, 2), X, y, weight_decay=0.1)
+    >>> ex = ExactRetrain(LogisticRegression(3, 2), weight_decay=0.1).fit(X, y)
     >>> res = ex.forget([0, 1, 2])
     >>> res.extras["gradient_norm"] < 1e-8
     True
@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from certunlearn.digest import array_digest
 from certunlearn.train.config import SGDConfig
 from certunlearn.train.schedule import Schedule
 from certunlearn.train.sgd import coupled_retrain
@@ -46,8 +47,6 @@ class FineTune(PostHocUnlearner):
 
     Args:
         model: The trained model.
-        X: Training features.
-        y: Training targets.
         epochs: Passes over the remaining data.
         batch_size: Minibatch size.
         lr: Step size.
@@ -57,13 +56,17 @@ class FineTune(PostHocUnlearner):
 
     name = "finetune"
 
-    def __init__(self, model: nn.Module, X: Tensor, y: Tensor, *, epochs: int = 1, batch_size: int = 64,
-                 lr: float = 0.1, seed: int = 0, **kwargs: Any) -> None:
+    def __init__(self, model: nn.Module, *, epochs: int = 1, batch_size: int = 64, lr: float = 0.1,
+                 seed: int = 0, **kwargs: Any) -> None:
         self.epochs = check_int("epochs", epochs, minimum=1)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.lr = check_positive("lr", lr)
         self.seed = check_int("seed", seed, minimum=0)
-        super().__init__(model, X, y, **kwargs)
+        super().__init__(model, **kwargs)
+
+    def _options(self) -> dict[str, Any]:
+        return {**super()._options(), "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+                "seed": self.seed}
 
     def _unlearn(self, deleted: list[int], keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, Any], tuple[str, ...]]:
         del deleted, generator
@@ -87,11 +90,13 @@ class GradientAscent(PostHocUnlearner):
 
     name = "gradient-ascent"
 
-    def __init__(self, model: nn.Module, X: Tensor, y: Tensor, *, steps: int = 10, lr: float = 0.01,
-                 **kwargs: Any) -> None:
+    def __init__(self, model: nn.Module, *, steps: int = 10, lr: float = 0.01, **kwargs: Any) -> None:
         self.steps = check_int("steps", steps, minimum=1)
         self.lr = check_positive("lr", lr)
-        super().__init__(model, X, y, **kwargs)
+        super().__init__(model, **kwargs)
+
+    def _options(self) -> dict[str, Any]:
+        return {**super()._options(), "steps": self.steps, "lr": self.lr}
 
     def _unlearn(self, deleted: list[int], keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, Any], tuple[str, ...]]:
         del keep, generator
@@ -108,8 +113,6 @@ class ExactRetrain(PostHocUnlearner):
 
     Args:
         model: The trained model.
-        X: Training features.
-        y: Training targets.
         tol: Convergence tolerance on the gradient: L-BFGS stops when its largest component is
             ≤ tol (or when it stalls at rounding); the result reports ‖∇F_R‖, and says so in its
             reasons when the iteration budget ran out first.
@@ -119,11 +122,13 @@ class ExactRetrain(PostHocUnlearner):
 
     name = "retrain"
 
-    def __init__(self, model: nn.Module, X: Tensor, y: Tensor, *, tol: float = 1e-10, max_iter: int = 5000,
-                 **kwargs: Any) -> None:
+    def __init__(self, model: nn.Module, *, tol: float = 1e-10, max_iter: int = 5000, **kwargs: Any) -> None:
         self.tol = check_positive("tol", tol)
         self.max_iter = check_int("max_iter", max_iter, minimum=1)
-        super().__init__(model, X, y, **kwargs)
+        super().__init__(model, **kwargs)
+
+    def _options(self) -> dict[str, Any]:
+        return {**super()._options(), "tol": self.tol, "max_iter": self.max_iter}
 
     def _unlearn(self, deleted: list[int], keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, Any], tuple[str, ...]]:
         del deleted, generator
@@ -156,8 +161,6 @@ class CoupledRetrainOracle(PostHocUnlearner):
 
     Args:
         model: The trained model (θ*, for step norms and ledger hashes).
-        X: Training features.
-        y: Training targets.
         initial_model: The model at initialisation (w_0).
         config: The SGD configuration of the original training (its seed fixes the schedule).
         normalization: ``full_batch`` (the certificate's reference) or ``remaining``.
@@ -166,15 +169,21 @@ class CoupledRetrainOracle(PostHocUnlearner):
 
     name = "coupled-retrain"
 
-    def __init__(self, model: nn.Module, X: Tensor, y: Tensor, *, initial_model: nn.Module, config: SGDConfig,
+    def __init__(self, model: nn.Module, *, initial_model: nn.Module, config: SGDConfig,
                  normalization: str = "full_batch", **kwargs: Any) -> None:
         kwargs["weight_decay"] = config.weight_decay
         kwargs.setdefault("loss", config.loss)
         self.initial_model = initial_model
         self.config = config
         self.normalization = normalization
-        super().__init__(model, X, y, **kwargs)
-        self.schedule_ = Schedule.build(n_samples=self.n, config=config)
+        super().__init__(model, **kwargs)
+
+    def _options(self) -> dict[str, Any]:
+        return {**super()._options(), "config": self.config.to_dict(), "normalization": self.normalization,
+                "initial_model": array_digest(dict(self.initial_model.state_dict()))}
+
+    def _fit_method(self) -> None:
+        self.schedule_ = Schedule.build(n_samples=self.n, config=self.config)
 
     def _unlearn(self, deleted: list[int], keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, Any], tuple[str, ...]]:
         del keep, generator

@@ -6,7 +6,7 @@
 * The budget Δ_b of a refine release: the request's ``sensitivity_budget``, else the unlearner's,
   else :func:`~certunlearn.certify.refine.default_sensitivity_budget` from public numbers (ε, δ, d,
   the public smoothness β). Without a public β there is no default: the caller must give one.
-* :func:`refine_bound` states what a refinement proved as a :class:`~certunlearn.certify.bounds.Bound`
+* :func:`refine_bound` states what a refinement proved as a :class:`~certunlearn.certify.assumptions.Bound`
   whose value is the budget (σ is calibrated to it, never to the measured bound).
 
 Example:
@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from certunlearn.certify.bounds import Assumptions, Bound
+from certunlearn.certify.assumptions import Assumptions, Bound
 from certunlearn.certify.refine import (
     DEFAULT_RISK_TOLERANCE,
     budget_floor,

@@ -27,7 +27,7 @@ Example:
     >>> from certunlearn.models import LogisticRegression
     >>> X = torch.randn(60, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     >>> X = X / X.norm(dim=1, keepdim=True); y = (X[:, 0] > 0).long()
-    >>> res = CureNewton(LogisticRegression(4, 2), X, y, weight_decay=0.1, iterations=3).forget([0, 1])
+    >>> res = CureNewton(LogisticRegression(4, 2), weight_decay=0.1, iterations=3).fit(X, y).forget([0, 1])
     >>> res.extras["retained_loss"] <= res.extras["retained_loss_before"]
     True
 """
@@ -41,7 +41,8 @@ import torch
 from torch import Tensor, nn
 
 from certunlearn.autodiff.cubic import CubicCache, CubicStep, cubic_model, solve_cubic
-from certunlearn.certify.bounds import Assumptions, Bound, cubic_newton_bound
+from certunlearn.certify.assumptions import Assumptions, Bound
+from certunlearn.certify.cubic_newton_bounds import cubic_newton_bound
 from certunlearn.unlearn.base import register_unlearner
 from certunlearn.unlearn.posthoc import PostHocUnlearner
 from certunlearn.validation import check_choice, check_int, check_nonnegative, check_positive
@@ -72,8 +73,6 @@ class CureNewton(PostHocUnlearner):
 
     Args:
         model: The trained model (θ* = its parameters); never modified.
-        X: Training features (ids = rows).
-        y: Training targets.
         cubic_reg: Initial cubic regularisation M (> 0).
         adaptive: Double M after a rejected step; halve it after an accepted one.
         iterations: Maximum number of accepted steps.
@@ -88,6 +87,8 @@ class CureNewton(PostHocUnlearner):
         **kwargs: :class:`~certunlearn.unlearn.posthoc.PostHocUnlearner` options (``weight_decay``,
             ``loss``, ``assumptions``, ``feature_norm_bound``, ``optimality_gap``,
             ``noise_sensitivity``, ``calibration``, ``ledger``).
+
+    ``fit(X, y)`` attaches the training features and targets (ids = rows).
     """
 
     name = "curenewton"
@@ -95,8 +96,6 @@ class CureNewton(PostHocUnlearner):
     def __init__(
         self,
         model: nn.Module,
-        X: Tensor,
-        y: Tensor,
         *,
         cubic_reg: float = 1.0,
         adaptive: bool = True,
@@ -118,10 +117,16 @@ class CureNewton(PostHocUnlearner):
         self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, minimum=1)
         self.max_trials = check_int("max_trials", max_trials, minimum=0)
         self.grad_tol = check_nonnegative("grad_tol", grad_tol)
-        super().__init__(model, X, y, **kwargs)
+        super().__init__(model, **kwargs)
         self.method_ = (
             ("exact" if self.fm.dim <= _EXACT_MAX_DIM else "lanczos") if self.solver == "auto" else self.solver
         )
+
+    def _options(self) -> dict[str, Any]:
+        return {**super()._options(), "cubic_reg": self.cubic_reg, "adaptive": self.adaptive,
+                "iterations": self.iterations, "solver": self.solver, "max_krylov_dim": self.max_krylov_dim,
+                "krylov_tol": self.krylov_tol, "batch_size": self.batch_size, "max_trials": self.max_trials,
+                "grad_tol": self.grad_tol}
 
     # ------------------------------------------------------------------ certificate
     def _hessian_lipschitz(self) -> float | None:

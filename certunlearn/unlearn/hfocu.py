@@ -34,10 +34,9 @@ Example:
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -47,20 +46,14 @@ import torch
 from torch import Tensor, nn
 
 from certunlearn.autodiff.functional import FunctionalModel
-from certunlearn.certify.bounds import (
-    Assumptions,
-    Bound,
-    coupled_sgd_bound,
-    second_order_sgd_bound,
-    softmax_regression_assumptions,
-)
+from certunlearn.certify.assumptions import Assumptions, Bound, softmax_regression_assumptions
+from certunlearn.certify.hfocu_bounds import coupled_sgd_bound, second_order_sgd_bound
 from certunlearn.certify.ledger import Ledger
 from certunlearn.certify.refine import DEFAULT_RISK_TOLERANCE
 from certunlearn.certify.rounding import HFOCURoundingPlan, sgd_trajectory_error
 from certunlearn.errors import (
     AssumptionError,
     ConfigError,
-    InputError,
     PrivacyLeakWarning,
     SampleIdError,
 )
@@ -68,12 +61,12 @@ from certunlearn.models import LogisticRegression
 from certunlearn.progress import ProgressFn
 from certunlearn.train.config import SGDConfig
 from certunlearn.train.schedule import Schedule, ScheduleIndex
-from certunlearn.train.sgd import check_sample_ids, prepare_data, run_schedule
+from certunlearn.train.sgd import check_sample_ids, coupled_retrain, prepare_data, run_schedule
+from certunlearn.unlearn import hfocu_state
 from certunlearn.unlearn.base import (
     Unlearner,
     UnlearnResult,
     feature_bound_problem,
-    gaussian_noise_like,
     register_unlearner,
 )
 from certunlearn.unlearn.certificate import (
@@ -82,15 +75,15 @@ from certunlearn.unlearn.certificate import (
     refine_extras,
     resolve_certificate,
 )
+from certunlearn.unlearn.noise import gaussian_noise_like, noise_source
 from certunlearn.unlearn.recorder import HFOCURecorder
 from certunlearn.unlearn.refine import ErmObjective, RefineOptions
 from certunlearn.unlearn.release import make_release
 from certunlearn.unlearn.store import STORAGE_DTYPES, StatisticsStore
-from certunlearn.validation import check_choice, check_open_unit, check_positive
+from certunlearn.validation import check_choice, check_positive
 
-__all__ = ["HFOCU", "HFOCU_SCHEMA_VERSION"]
+__all__ = ["HFOCU"]
 
-HFOCU_SCHEMA_VERSION = 1
 _DTYPE_NAMES = {dtype: name for name, (dtype, _) in STORAGE_DTYPES.items()}
 
 
@@ -129,6 +122,7 @@ class HFOCU(Unlearner):
     """
 
     name = "hfocu"
+    noiseless_releases = False  # every release carries noise calibrated to (ε, δ)
 
     def __init__(
         self,
@@ -216,20 +210,29 @@ class HFOCU(Unlearner):
         X: Tensor,
         y: Tensor | None,
         anchor: Tensor | None = None,
+        index: ScheduleIndex | None = None,
+        progress: tuple[Tensor, np.ndarray] | None = None,
     ) -> None:
+        """Set every fitted attribute; ``progress`` = (Σ a_u, counts) of ``deleted`` when known (a saved
+        state), else they are summed from the store."""
         self.fm_ = fm
         self.theta_ = theta
         self.schedule_ = schedule
-        self.index_ = ScheduleIndex(schedule)
+        self.index_ = ScheduleIndex(schedule) if index is None else index
         self.store_ = store
+        self.X_, self.y_ = X, y
+        self.n_samples_ = schedule.n_samples
         self.assumptions_, self.assumption_problems_ = assumptions
         deleted = list(deleted)
         self.deleted_: tuple[int, ...] = tuple(deleted)
         self.sum_a_ = torch.zeros_like(theta)
         self.counts_ = np.zeros(len(schedule), dtype=np.int64)
-        if deleted:
+        if progress is not None:
+            self.sum_a_, self.counts_ = progress
+        elif deleted:
             self.sum_a_ = store.sum_rows(store.rows_of(deleted), dtype=fm.dtype, device=fm.device)
             self.counts_ = self.index_.deletion_counts(deleted)
+        self.prefetched_noise_: Tensor | None = None
         self.released_noiseless_: Tensor | None = None
         self.precision_ = precision_of(fm.dtype, fm.device, storage=store.storage_dtype)
         a = self.assumptions_
@@ -327,10 +330,55 @@ class HFOCU(Unlearner):
         return self.schedule_
 
     @property
-    def deleted_ids(self) -> tuple[int, ...]:
-        """Ids forgotten so far, in request order."""
+    def tracked_ids(self) -> np.ndarray:
+        """Sorted ids whose statistics are recorded (the only ids ``forget`` accepts)."""
         self._check_fitted()
-        return self.deleted_
+        return self.store_.ids.copy()
+
+    @property
+    def dim(self) -> int:
+        """Number of parameters d of the model."""
+        self._check_fitted()
+        return self.fm_.dim
+
+    def outputs(self, theta: Tensor | Mapping[str, Tensor], X: Tensor) -> Tensor:
+        """The model's outputs (logits) at parameters ``theta`` (flat vector or state dict), without gradients.
+
+        Args:
+            theta: Flat parameters ``[d]`` in the model's layout, or a state dict such as
+                ``result.params_released``.
+            X: ``[n, ...]`` inputs (moved to the model's device and dtype).
+
+        Returns:
+            ``[n, classes]`` outputs.
+        """
+        self._check_fitted()
+        fm = self.fm_
+        flat = fm.layout.flatten(theta) if isinstance(theta, Mapping) else theta
+        with torch.no_grad():
+            return fm.outputs(flat.to(device=fm.device, dtype=fm.dtype), X.to(device=fm.device, dtype=fm.dtype))
+
+    def reference(self, X: Tensor, y: Tensor, deleted: Iterable[int]) -> Tensor:
+        """The retrained model the certificate speaks about, as a flat vector in the model's dtype.
+
+        ``refine``: the minimiser of the regularised risk on the remaining rows, by Newton steps in
+        float64 from the fit-time anchor (to the measured bound's floor); ``worst-case``: the coupled
+        retrain of the recorded schedule without ``deleted``.
+
+        Args:
+            X: The training features given to ``fit``; ``y`` their labels.
+            deleted: Ids of the rows to leave out.
+
+        Returns:
+            ``[d]`` parameters on the model's device.
+        """
+        self._check_fitted()
+        deleted = [int(i) for i in deleted]
+        if self.certificate_ == "refine" and self.certifier_ is not None:
+            theta = self.certifier_.refiner.solve(self.anchor_, self.certifier_.keep_mask(deleted))
+            return theta.to(device=self.fm_.device, dtype=self.fm_.dtype)
+        retrained = coupled_retrain(self.fm_.module, X, y, self.schedule, self.config, exclude=deleted)
+        return self.fm_.layout.flatten(retrained).to(self.fm_.device)
 
     @property
     def statistics_nbytes(self) -> int:
@@ -341,10 +389,10 @@ class HFOCU(Unlearner):
     def bound(self, ids: Iterable[int]) -> Bound | None:
         """The worst-case Δ bound for forgetting ``ids`` (on top of those already forgotten), rounding
         included; None if no assumptions. (The refine certificate is measured at ``forget`` time.)"""
-        self._check_fitted()
+        request = self.check_ids(ids, allow_empty=True)
         if self.assumptions_ is None:
             return None
-        counts = self.counts_ + self.index_.deletion_counts(ids)
+        counts = self.counts_ + self.index_.deletion_counts(request)
         return self._bound_from_counts(counts)
 
     def _bound_from_counts(self, counts: np.ndarray) -> Bound | None:
@@ -397,13 +445,14 @@ class HFOCU(Unlearner):
         """
         self._check_fitted()
         self.prefetched_noise_ = gaussian_noise_like(self.theta_, 1.0, generator)
+        self.prefetched_noise_source_ = noise_source(generator, 1.0)
 
     def forget(
         self,
         ids: Iterable[int],
         *,
-        epsilon: float,
-        delta: float,
+        epsilon: float | None = None,
+        delta: float | None = None,
         generator: torch.Generator | None = None,
         request_id: str | None = None,
         dry_run: bool = False,
@@ -413,9 +462,10 @@ class HFOCU(Unlearner):
 
         Args:
             ids: Sample ids to forget now (distinct, tracked, not forgotten before).
-            epsilon: ε of this release (> 0).
-            delta: δ of this release, in (0, 1).
-            generator: Source of the Gaussian noise (on the model's device).
+            epsilon: ε of this release (> 0): required, HF-OCU never releases without noise.
+            delta: δ of this release, in (0, 1): required.
+            generator: None (default) for secure noise from the OS CSPRNG; a generator on the
+                model's device for reproducible noise, labelled not private.
             request_id: Identifier recorded in the ledger (default: ``request-<k>``).
             dry_run: Compute the release but change nothing (no state update, no ledger entry):
                 for what-if questions such as the empirical deletion capacity.
@@ -428,15 +478,7 @@ class HFOCU(Unlearner):
         Raises:
             RefinementRefused: (refine) the measured bound stayed above the budget; nothing released.
         """
-        self._check_fitted()
-        epsilon = check_positive("epsilon", epsilon)
-        delta = check_open_unit("delta", delta)
-        request = check_sample_ids(ids, self.schedule_.n_samples)
-        if not request:
-            raise SampleIdError("no sample ids to forget")
-        again = sorted(set(request) & set(self.deleted_))
-        if again:
-            raise SampleIdError(f"sample ids already forgotten: {again[:10]}")
+        request, epsilon, delta = self.check_request(ids, epsilon=epsilon, delta=delta)
         rows = self.store_.rows_of(request)  # raises for untracked ids
         started = time.perf_counter()
         fm = self.fm_
@@ -450,7 +492,8 @@ class HFOCU(Unlearner):
             generator=generator, ledger=self.ledger, dry_run=dry_run, request_id=request_id, started=started,
             # a prefetched draw serves one release: a dry run draws its own (else the two outputs would
             # share a noise vector, and their difference would reveal the noiseless models' difference)
-            standard_noise=None if dry_run else getattr(self, "prefetched_noise_", None),
+            standard_noise=None if dry_run else self.prefetched_noise_,
+            standard_noise_source=getattr(self, "prefetched_noise_source_", "secure"),
         )
         previous = self.released_noiseless_ if self.released_noiseless_ is not None else self.theta_ + self.sum_a_
         if self.certificate_ == "refine":
@@ -498,34 +541,47 @@ class HFOCU(Unlearner):
         state.update(self.fm_.layout.unflatten(theta))
         return state
 
-    # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | Path) -> Path:
-        """Save parameters, initial parameters, schedule, statistics and state into ``directory``."""
-        self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        torch.save(self.fm_.state_dict(self.theta_), directory / "params.pt")
-        torch.save(self.fm_.state_dict(self.fm_.theta0), directory / "initial_params.pt")
-        (directory / "schedule.json").write_text(self.schedule_.to_json())
-        self.store_.save(directory)
-        if self.certifier_ is not None:
-            torch.save({"anchor": self.anchor_.detach().cpu()}, directory / "erm_anchor.pt")
-        meta: dict[str, Any] = {
-            "schema_version": HFOCU_SCHEMA_VERSION,
-            "mechanism": self.name,
-            "config": self.config.to_dict(),
-            "deleted_ids": list(self.deleted_),
-            "calibration": self.calibration,
-            "feature_norm_bound": self.feature_norm_bound,
-            "noise_sensitivity": self.noise_sensitivity,
-            "precompute_seconds": getattr(self, "precompute_seconds_", None),
-            "certificate": self.certificate_,
-            "sensitivity_budget": self.sensitivity_budget,
-            "risk_tolerance": self.risk_tolerance,
-            "refine": asdict(self.refine),
+    # ------------------------------------------------------------------ state and persistence
+    def _options(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(), "feature_norm_bound": self.feature_norm_bound,
+            "calibration": self.calibration, "noise_sensitivity": self.noise_sensitivity,
+            "certificate": self.certificate, "sensitivity_budget": self.sensitivity_budget,
+            "risk_tolerance": self.risk_tolerance, "refine": asdict(self.refine),
         }
-        (directory / "hfocu.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-        return directory
+
+    def state_dict(self) -> dict[str, Any]:
+        """Initial and trained parameters, schedule, statistics, training data, the refine anchor, the
+        deletions so far (Σ a_u, counts, last noiseless release) and the ledger
+        (:mod:`certunlearn.unlearn.hfocu_state`). A prefetched noise draw is not part of it.
+
+        Example:
+            >>> import io
+            >>> from certunlearn.models import LogisticRegression
+            >>> X = torch.randn(20, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+            >>> X = X / X.norm(dim=1, keepdim=True); y = (X[:, 0] > 0).long()
+            >>> cfg = SGDConfig(epochs=2, batch_size=5, lr=0.5, weight_decay=0.1)
+            >>> hf = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).fit(X, y)
+            >>> _ = hf.forget([4], epsilon=1.0, delta=1e-5)
+            >>> buffer = io.BytesIO(); torch.save(hf.state_dict(), buffer); _ = buffer.seek(0)
+            >>> state = torch.load(buffer, weights_only=True)
+            >>> HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).load_state_dict(state).deleted_ids
+            (4,)
+        """
+        self._check_fitted()
+        return hfocu_state.state_dict(self)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> HFOCU:
+        """Restore :meth:`state_dict`'s output (see :meth:`Unlearner.load_state_dict`): the saved
+        initial parameters become this unlearner's w_0; nothing is trained or recorded again."""
+        return hfocu_state.restore(self, state)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write :meth:`state_dict` (all but the training data) into ``directory``: ``params.pt``,
+        ``initial_params.pt``, ``schedule.json``, ``statistics.bin`` + ``statistics.json``,
+        ``erm_anchor.pt`` (refine), ``deletion_state.pt`` and ``hfocu.json`` (with the ledger)."""
+        self._check_fitted()
+        return hfocu_state.save(self, directory)
 
     @classmethod
     def load(
@@ -538,87 +594,18 @@ class HFOCU(Unlearner):
         assumptions: Assumptions | None = None,
         mmap_mode: bool = True,
     ) -> HFOCU:
-        """Reopen a saved HF-OCU state for ``model``'s architecture.
+        """Reopen a saved HF-OCU state for ``model``'s architecture (ledger included).
 
         Args:
-            directory: Written by :meth:`save`.
+            directory: Written by :meth:`save` (this version's, or the previous schema's, which
+                had no ledger).
             model: A module of the same architecture (its weights are replaced by the saved ones).
             X: The training features (to re-check the declared feature-norm bound, and for refinement).
             y: The training labels: needed when the state certifies by refinement.
             assumptions: Declared constants, if the original run declared them.
             mmap_mode: Keep the statistics memory-mapped (default) or read them into memory.
         """
-        directory = Path(directory)
-        try:
-            meta = json.loads((directory / "hfocu.json").read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{directory}: not an HF-OCU state ({exc})") from exc
-        if not isinstance(meta, dict):
-            raise InputError(f"{directory}: hfocu.json must hold a JSON object")
-        if meta.get("schema_version") != HFOCU_SCHEMA_VERSION or meta.get("mechanism") != cls.name:
-            raise InputError(f"{directory}: unsupported state (schema {meta.get('schema_version')!r}, "
-                             f"mechanism {meta.get('mechanism')!r})")
-        missing = sorted({"config", "deleted_ids"} - set(meta))
-        if missing:
-            raise InputError(f"{directory}: hfocu.json lacks {missing}")
-        try:
-            config = SGDConfig.from_dict(meta["config"])
-        except (ConfigError, TypeError, AttributeError) as exc:
-            raise InputError(f"{directory}: invalid training config in hfocu.json ({exc})") from exc
-        if not isinstance(meta["deleted_ids"], list):
-            raise InputError(f"{directory}: deleted_ids must be a list")
-        from certunlearn.models import load_state_dict
-
-        init_model = load_state_dict(_fresh_copy(model), str(directory / "initial_params.pt"))
-        certificate = meta.get("certificate", "worst-case")
-        if certificate == "refine" and y is None:
-            raise InputError(f"{directory}: this state certifies by refinement: pass the training labels "
-                             "(HFOCU.load(..., y=...))")
-        try:
-            obj = cls(
-                init_model,
-                config,
-                assumptions=assumptions,
-                feature_norm_bound=meta.get("feature_norm_bound"),
-                calibration=meta.get("calibration", "analytic"),
-                noise_sensitivity=meta.get("noise_sensitivity"),
-                certificate=certificate,
-                sensitivity_budget=meta.get("sensitivity_budget"),
-                risk_tolerance=meta.get("risk_tolerance", DEFAULT_RISK_TOLERANCE),
-                refine=RefineOptions(**meta.get("refine", {})),
-            )
-        except (ConfigError, TypeError) as exc:
-            raise InputError(f"{directory}: invalid setting in hfocu.json ({exc})") from exc
-        fm = FunctionalModel(init_model, loss=obj.config.loss)
-        trained = load_state_dict(_fresh_copy(model), str(directory / "params.pt"))
-        theta = fm.layout.flatten(dict(trained.named_parameters())).detach().to(fm.device)
-        try:
-            schedule = Schedule.from_json((directory / "schedule.json").read_text())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{directory}: cannot read schedule.json ({exc})") from exc
-        store = StatisticsStore.load(directory, mmap_mode=mmap_mode, device=fm.device)
-        Xd, yd = prepare_data(fm, X, torch.zeros(X.shape[0], dtype=torch.int64) if y is None else y)
-        if Xd.shape[0] != schedule.n_samples:
-            raise InputError(f"X has {Xd.shape[0]} rows but the schedule covers {schedule.n_samples}")
-        deleted = check_sample_ids(meta["deleted_ids"], schedule.n_samples, what="deleted ids in hfocu.json")
-        store.rows_of(deleted)  # every deleted id must be tracked by the saved store
-        anchor = None
-        if certificate == "refine" and (directory / "erm_anchor.pt").is_file():
-            try:
-                anchor = torch.load(directory / "erm_anchor.pt", weights_only=True)["anchor"]
-            except (OSError, RuntimeError, KeyError, TypeError) as exc:
-                raise InputError(f"{directory}: unreadable erm_anchor.pt ({exc})") from exc
-            if not isinstance(anchor, Tensor) or anchor.shape != (fm.dim,):
-                raise InputError(f"{directory}: erm_anchor.pt does not hold a [{fm.dim}] vector")
-        obj._set_fitted(fm, theta, schedule, store, obj._resolve_assumptions(fm, Xd), deleted,
-                        X=Xd, y=None if y is None else yd, anchor=anchor)
-        return obj
-
-
-def _fresh_copy(model: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(model)
+        return hfocu_state.load(cls, directory, model, X, y=y, assumptions=assumptions, mmap_mode=mmap_mode)
 
 
 register_unlearner(HFOCU.name, HFOCU)

@@ -2,7 +2,7 @@
 absolute-eigenvalue Newton, and the infinitesimal jackknife.
 
 All of them move the trained θ* by −T(H) g, where g = ∇F_R(θ*) is the remaining-data gradient and
-T a spectral filter of a Hessian (REFERENCE.md §3.4):
+T a spectral filter of a Hessian (docs/curenewton.md, "What it computes"):
 
 ================  =====================================  ==========================================
 method            filter of H = QΛQᵀ                     certified when
@@ -23,7 +23,7 @@ Example:
     >>> from certunlearn.models import LogisticRegression
     >>> X = torch.randn(50, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     >>> X = X / X.norm(dim=1, keepdim=True); y = (X[:, 0] > 0).long()
-    >>> un = DampedNewton(LogisticRegression(3, 2), X, y, weight_decay=0.1, damping=1e-3)
+    >>> un = DampedNewton(LogisticRegression(3, 2), weight_decay=0.1, damping=1e-3).fit(X, y)
     >>> res = un.forget([1, 2, 3])
     >>> res.extras["step_norm"] > 0
     True
@@ -37,7 +37,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from certunlearn.certify.bounds import Assumptions, Bound, damped_newton_bound, newton_step_bound
+from certunlearn.certify.assumptions import Assumptions, Bound
+from certunlearn.certify.newton_bounds import damped_newton_bound, newton_step_bound
 from certunlearn.errors import ConfigError, UnlearningError
 from certunlearn.unlearn.base import register_unlearner
 from certunlearn.unlearn.posthoc import PostHocUnlearner
@@ -48,14 +49,15 @@ __all__ = ["AbsEigNewton", "DampedNewton", "InfluenceJackknife", "NewtonStep", "
 DEFAULT_MAX_DENSE_DIM = 5000
 
 
-def _check_dense(unlearner: PostHocUnlearner, max_dense_dim: int) -> None:
-    """Refuse a model whose dense d x d Hessian is above ``max_dense_dim``."""
+def _check_dense(unlearner: PostHocUnlearner, max_dense_dim: int) -> int:
+    """Refuse a model whose dense d x d Hessian is above ``max_dense_dim``; returns the limit."""
     limit = check_int("max_dense_dim", max_dense_dim, minimum=1)
     if unlearner.fm.dim > limit:
         raise ConfigError(
             f"{unlearner.name} needs a dense {unlearner.fm.dim} x {unlearner.fm.dim} Hessian (limit "
             f"max_dense_dim={limit}); use CureNewton with solver='lanczos' for large models"
         )
+    return limit
 
 
 def _training_hessian(unlearner: PostHocUnlearner) -> Tensor:
@@ -67,10 +69,12 @@ def _training_hessian(unlearner: PostHocUnlearner) -> Tensor:
 class _DenseNewton(PostHocUnlearner):
     """Shared machinery: dense remaining-data Hessian, eigendecomposition, spectral filter."""
 
-    def __init__(self, model: nn.Module, X: Tensor, y: Tensor, *, max_dense_dim: int = DEFAULT_MAX_DENSE_DIM,
-                 **kwargs: Any) -> None:
-        super().__init__(model, X, y, **kwargs)
-        _check_dense(self, max_dense_dim)
+    def __init__(self, model: nn.Module, *, max_dense_dim: int = DEFAULT_MAX_DENSE_DIM, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.max_dense_dim = _check_dense(self, max_dense_dim)
+
+    def _options(self) -> dict[str, Any]:
+        return {**super()._options(), "max_dense_dim": self.max_dense_dim}
 
     def remaining_hessian(self, deleted: list[int], keep: Tensor) -> Tensor:
         """∇²F_R(θ*) ``[d, d]``."""
@@ -115,16 +119,15 @@ class _DenseNewton(PostHocUnlearner):
 class NewtonStep(_DenseNewton):
     """One Newton step with a stored training Hessian (Sekhari, Acharya, Kamath, Suresh 2021).
 
-    At construction the training Hessian H_S = ∇²F_S(θ*) is computed and kept (O(d²) memory, the
+    At fit time the training Hessian H_S = ∇²F_S(θ*) is computed and kept (O(d²) memory, the
     statistic T(S) of the paper). A request removes the deleted samples' Hessians,
     Ĥ = (n H_S − Σ_{u∈U} ∇²ℓ_u(θ*))/(n − m), and returns θ* − Ĥ⁻¹ ∇F_R(θ*). Certified by
-    :func:`~certunlearn.certify.bounds.newton_step_bound` where its assumptions hold.
+    :func:`~certunlearn.certify.newton_bounds.newton_step_bound` where its assumptions hold.
     """
 
     name = "newton"
 
-    def __init__(self, model: nn.Module, X: Tensor, y: Tensor, **kwargs: Any) -> None:
-        super().__init__(model, X, y, **kwargs)
+    def _fit_method(self) -> None:
         self.training_hessian_ = _training_hessian(self)
 
     def remaining_hessian(self, deleted: list[int], keep: Tensor) -> Tensor:
@@ -150,9 +153,12 @@ class DampedNewton(_DenseNewton):
 
     name = "damped-newton"
 
-    def __init__(self, model: nn.Module, X: Tensor, y: Tensor, *, damping: float = 1e-3, **kwargs: Any) -> None:
+    def __init__(self, model: nn.Module, *, damping: float = 1e-3, **kwargs: Any) -> None:
         self.damping = check_nonnegative("damping", damping)
-        super().__init__(model, X, y, **kwargs)
+        super().__init__(model, **kwargs)
+
+    def _options(self) -> dict[str, Any]:
+        return {**super()._options(), "damping": self.damping}
 
     def _filter(self, eigenvalues: Tensor) -> Tensor:
         return 1.0 / (eigenvalues + self.damping)
@@ -166,10 +172,13 @@ class DampedNewton(_DenseNewton):
 
 
 class _CutoffNewton(_DenseNewton):
-    def __init__(self, model: nn.Module, X: Tensor, y: Tensor, *, rtol: float | None = None, **kwargs: Any) -> None:
-        super().__init__(model, X, y, **kwargs)
+    def __init__(self, model: nn.Module, *, rtol: float | None = None, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
         eps = torch.finfo(self.fm.dtype).eps
         self.rtol = self.fm.dim * eps if rtol is None else check_positive("rtol", rtol)
+
+    def _options(self) -> dict[str, Any]:
+        return {**super()._options(), "rtol": self.rtol}
 
     def _kept(self, eigenvalues: Tensor) -> Tensor:
         return eigenvalues.abs() > self.rtol * eigenvalues.abs().max()
@@ -198,16 +207,20 @@ class AbsEigNewton(_CutoffNewton):
 class InfluenceJackknife(PostHocUnlearner):
     """Infinitesimal jackknife (influence functions): θ* + (1/n) H_S⁻¹ Σ_{u∈U} ∇ℓ_u(θ*).
 
-    Uses the full-data Hessian at θ* (computed once) and no re-weighting of the remaining samples,
+    Uses the full-data Hessian at θ* (computed once, at fit time) and no re-weighting of the remaining samples,
     the first-order approximation of Koh & Liang (2017) and Giordano et al. (2019).
     """
 
     name = "influence"
 
-    def __init__(self, model: nn.Module, X: Tensor, y: Tensor, *, max_dense_dim: int = DEFAULT_MAX_DENSE_DIM,
-                 **kwargs: Any) -> None:
-        super().__init__(model, X, y, **kwargs)
-        _check_dense(self, max_dense_dim)
+    def __init__(self, model: nn.Module, *, max_dense_dim: int = DEFAULT_MAX_DENSE_DIM, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.max_dense_dim = _check_dense(self, max_dense_dim)
+
+    def _options(self) -> dict[str, Any]:
+        return {**super()._options(), "max_dense_dim": self.max_dense_dim}
+
+    def _fit_method(self) -> None:
         self.training_hessian_ = _training_hessian(self)
 
     def _unlearn(self, deleted: list[int], keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, Any], tuple[str, ...]]:

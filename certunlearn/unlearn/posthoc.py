@@ -6,6 +6,14 @@ objective**
 
     F_R(θ) = (1/|R|) Σ_{i∈R} loss(f_θ(x_i), y_i) + (λ/2)‖θ‖²,      R = all ids minus the deleted ones.
 
+The model and the options are given to the constructor, the training data to ``fit(X, y)`` (ids are
+the row indices), as for every :class:`~certunlearn.unlearn.base.Unlearner`. The state
+(``state_dict()``) holds the trained weights θ*, **the training data itself** (the unlearner keeps
+it in memory, as every request reads the remaining rows), the ids deleted so far, the last noiseless
+model and the ledger; ``load_state_dict`` redoes the fit-time work on the saved data (a training
+Hessian, the refine factorisation), which is deterministic, so the restored unlearner releases
+exactly what the saved one would.
+
 Every request is computed from θ* for the **cumulative** deleted set (as for HF-OCU), so successive
 requests never compound approximation errors, and each release draws fresh noise. Two certificates:
 
@@ -14,7 +22,7 @@ requests never compound approximation errors, and each release draws fresh noise
   argmin F_R is within the public budget (docs/theory.md §10). The method only supplies the start, so
   fine-tuning, gradient ascent or a stochastic CureNewton certify too; its own lack of a bound does
   not matter.
-* ``certificate="worst-case"``: a bound of :mod:`certunlearn.certify.bounds` whose assumptions hold
+* ``certificate="worst-case"``: a bound of :mod:`certunlearn.certify` (hfocu_bounds, newton_bounds) whose assumptions hold
   (for softmax regression with a public feature bound and a declared optimality gap they are
   derived), rounding included; otherwise the result is uncertified and may still get user-chosen
   noise (``noise_sensitivity``).
@@ -24,10 +32,10 @@ Example:
     >>> from certunlearn.unlearn.newton import NewtonStep
     >>> X = torch.randn(40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     >>> y = (X[:, 0] > 0).long()
-    >>> res = NewtonStep(LogisticRegression(3, 2), X, y, weight_decay=0.1).forget([0, 5])
+    >>> res = NewtonStep(LogisticRegression(3, 2), weight_decay=0.1).fit(X, y).forget([0, 5])
     >>> res.certified, sorted(res.params_noiseless)        # no (epsilon, delta): a noiseless release
     (False, ['linear.bias', 'linear.weight'])
-    >>> un = NewtonStep(LogisticRegression(3, 2), X, y, weight_decay=0.1, sensitivity_budget=1e-3)
+    >>> un = NewtonStep(LogisticRegression(3, 2), weight_decay=0.1, sensitivity_budget=1e-3).fit(X, y)
     >>> r = un.forget([0, 5], epsilon=1.0, delta=1e-5)
     >>> r.certified, r.reference, r.certificate
     (True, 'erm', 'refine')
@@ -38,21 +46,36 @@ from __future__ import annotations
 import abc
 import math
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from typing import Any, Self
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from certunlearn.autodiff.functional import FunctionalModel
-from certunlearn.certify.bounds import Assumptions, Bound, softmax_regression_assumptions
+from certunlearn.certify.assumptions import Assumptions, Bound, softmax_regression_assumptions
 from certunlearn.certify.ledger import Ledger
-from certunlearn.certify.refine import DEFAULT_RISK_TOLERANCE
-from certunlearn.errors import AssumptionError, ConfigError, SampleIdError, UnlearningError
+from certunlearn.certify.refine import DEFAULT_RISK_TOLERANCE, check_budget
+from certunlearn.errors import (
+    AssumptionError,
+    ConfigError,
+    InputError,
+    SampleIdError,
+    UnlearningError,
+)
 from certunlearn.models import LogisticRegression
+from certunlearn.progress import ProgressFn
 from certunlearn.train.sgd import check_sample_ids, prepare_data
-from certunlearn.unlearn.base import Unlearner, UnlearnResult, feature_bound_problem
+from certunlearn.unlearn.base import (
+    CERTIFICATES,
+    Unlearner,
+    UnlearnResult,
+    feature_bound_problem,
+    module_with_weights,
+    state_tensor,
+)
 from certunlearn.unlearn.certificate import (
     BOUND_REFERENCES,
     RefineCertifier,
@@ -62,7 +85,7 @@ from certunlearn.unlearn.certificate import (
 )
 from certunlearn.unlearn.refine import ErmObjective, RefineOptions
 from certunlearn.unlearn.release import make_release
-from certunlearn.validation import check_choice, check_nonnegative, check_open_unit, check_positive
+from certunlearn.validation import check_choice, check_nonnegative, check_positive
 
 __all__ = ["PostHocUnlearner"]
 
@@ -72,8 +95,6 @@ class PostHocUnlearner(Unlearner):
 
     Args:
         model: The trained model; never modified.
-        X: Training features (ids are the row indices 0..n-1).
-        y: Training targets.
         weight_decay: λ of the objective the model was trained on.
         loss: Per-sample loss name (``cross_entropy`` or ``mse``).
         assumptions: Declared constants (λ, β, M, G) for a certificate.
@@ -89,6 +110,8 @@ class PostHocUnlearner(Unlearner):
             a public ``feature_norm_bound``).
         risk_tolerance: τ of the default budget rule.
         refine: :class:`~certunlearn.unlearn.refine.RefineOptions`.
+
+    ``fit(X, y)`` then attaches the training features and targets (ids are the row indices 0..n-1).
     """
 
     name = "posthoc"
@@ -96,8 +119,6 @@ class PostHocUnlearner(Unlearner):
     def __init__(
         self,
         model: nn.Module,
-        X: Tensor,
-        y: Tensor,
         *,
         weight_decay: float = 0.0,
         loss: str = "cross_entropy",
@@ -115,10 +136,6 @@ class PostHocUnlearner(Unlearner):
         self.model = model
         self.weight_decay = check_nonnegative("weight_decay", weight_decay)
         self.fm = FunctionalModel(model, loss=loss)
-        self.X, self.y = prepare_data(self.fm, X, y)
-        self.n = int(self.X.shape[0])
-        if self.n < 2:
-            raise ConfigError("need at least two training rows")
         self.theta_star = self.fm.theta0.detach().clone()
         self.assumptions = assumptions
         self.feature_norm_bound = (
@@ -132,22 +149,98 @@ class PostHocUnlearner(Unlearner):
         )
         self.calibration = check_choice("calibration", calibration, ("analytic", "classical"))
         self.ledger = ledger
+        self.certificate = None if certificate is None else check_choice("certificate", certificate, CERTIFICATES)
+        self.sensitivity_budget = None if sensitivity_budget is None else check_budget(sensitivity_budget, None)
+        self.risk_tolerance = check_positive("risk_tolerance", risk_tolerance)
+        if refine is not None and not isinstance(refine, RefineOptions):
+            raise ConfigError(f"refine must be RefineOptions, got {type(refine).__name__}")
+        self.refine = refine
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "weight_decay": self.weight_decay, "loss": self.fm.loss_name,
+            "feature_norm_bound": self.feature_norm_bound, "optimality_gap": self.optimality_gap,
+            "noise_sensitivity": self.noise_sensitivity, "calibration": self.calibration,
+            "certificate": self.certificate, "sensitivity_budget": self.sensitivity_budget,
+            "risk_tolerance": self.risk_tolerance, "refine": None if self.refine is None else asdict(self.refine),
+        }
+
+    # ------------------------------------------------------------------ fitting and state
+    def fit(self, X: Tensor, y: Tensor, *, progress: ProgressFn | None = None) -> Self:
+        """Attach the training data of the trained model (ids = row indices) and do the fit-time work
+        (constants, the refine factorisation, the method's own precomputation); nothing is trained.
+
+        ``progress`` is accepted for the common interface (there is no loop to report on).
+        """
+        del progress
+        X, y = prepare_data(self.fm, X, y)
+        self._attach(self.fm, X, y)
+        return self
+
+    def _attach(self, fm: FunctionalModel, X: Tensor, y: Tensor) -> None:
+        """Set every fitted attribute from the model ``fm`` and the prepared data; no request yet."""
+        if X.shape[0] < 2:
+            raise ConfigError("need at least two training rows")
+        self.fm, self.X, self.y = fm, X, y
+        self.n = self.n_samples_ = int(X.shape[0])
+        self.theta_star = fm.theta0.detach().clone()
         self.deleted_: tuple[int, ...] = ()
         self.current_ = self.theta_star.clone()
         self._remaining_cache: tuple[Tensor, Tensor, Tensor, int] | None = None
         self._gap_measured: float | None = None
         self.assumptions_, self.assumption_problems_ = self._resolve_assumptions()
-        self.precision_ = precision_of(self.fm.dtype, self.fm.device)
-        if refine is not None and not isinstance(refine, RefineOptions):
-            raise ConfigError(f"refine must be RefineOptions, got {type(refine).__name__}")
-        objective, problem = ErmObjective.build(model, self.X, self.y, weight_decay=self.weight_decay,
-                                                loss=loss, assumptions=assumptions)
-        self.certificate_ = resolve_certificate(certificate, problem)
+        self.precision_ = precision_of(fm.dtype, fm.device)
+        objective, problem = ErmObjective.build(fm.module, X, y, weight_decay=self.weight_decay,
+                                                loss=fm.loss_name, assumptions=self.assumptions)
+        self.certificate_ = resolve_certificate(self.certificate, problem)
         self.certifier_: RefineCertifier | None = None
         if self.certificate_ == "refine" and objective is not None:
             self.certifier_ = RefineCertifier(
-                objective, reference=self.theta_star, dtype=self.fm.dtype, options=refine,
-                sensitivity_budget=sensitivity_budget, risk_tolerance=risk_tolerance, calibration=self.calibration)
+                objective, reference=self.theta_star, dtype=fm.dtype, options=self.refine,
+                sensitivity_budget=self.sensitivity_budget, risk_tolerance=self.risk_tolerance,
+                calibration=self.calibration)
+        self._fit_method()
+
+    def _fit_method(self) -> None:
+        """The method's own fit-time work on the attached data (a training Hessian, a schedule ...)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The trained weights θ* (parameters and buffers), the training data, the deleted ids, the
+        current noiseless model and the ledger (tensors are copies, except the data's)."""
+        self._check_fitted()
+        return {
+            **self._state_header(),
+            "model": self.fm.state_dict(self.theta_star),
+            "data": {"X": self.X, "y": self.y},
+            "current": self.current_.detach().clone(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> Self:
+        """Restore :meth:`state_dict`'s output (see :meth:`Unlearner.load_state_dict`).
+
+        The saved weights replace the constructor model's; the fit-time work is redone on the saved
+        data (deterministic), then the deleted ids, the current model and the ledger are restored.
+        """
+        state = self._check_state(state, ("model", "data", "current"))
+        module = module_with_weights(self.fm.module, state["model"], what="model weights")
+        fm = FunctionalModel(module, loss=self.fm.loss_name)
+        data = state["data"]
+        if not isinstance(data, Mapping) or set(data) != {"X", "y"}:
+            raise InputError("the state's data must be a dict with the keys 'X' and 'y'")
+        X, y = prepare_data(fm, state_tensor(data, "X"), state_tensor(data, "y"))  # type: ignore[arg-type]
+        deleted = check_sample_ids(state["deleted_ids"], int(X.shape[0]), what="deleted ids in the state")
+        current = state_tensor(state, "current", shape=(fm.dim,))
+        before = dict(self.__dict__)
+        try:
+            self._attach(fm, X, y)
+        except Exception:  # leave the unlearner as it was
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        self.deleted_ = tuple(deleted)
+        self.current_ = current.detach().to(device=fm.device, dtype=fm.dtype, copy=True)  # type: ignore[union-attr]
+        self._restore_ledger(state["ledger"])
+        return self
 
     # ------------------------------------------------------------------ objective
     def keep_mask(self, deleted: Iterable[int]) -> Tensor:
@@ -227,10 +320,17 @@ class PostHocUnlearner(Unlearner):
                 self.theta_star, self.X, self.y, normalizer=self.n, weight_decay=self.weight_decay).norm())
         return self._gap_measured
 
-    def bound(self, m: int) -> tuple[Bound | None, tuple[str, ...]]:
-        """The worst-case Δ bound for a cumulative deletion of m ids (rounding included), or (None, reasons).
+    def bound(self, ids: Iterable[int]) -> Bound | None:
+        """The worst-case Δ bound for forgetting ``ids`` next (the cumulative set: the ids forgotten so
+        far plus ``ids``), rounding included; None when none applies (:meth:`worst_case_bound` says why).
 
         (The refine certificate is measured at ``forget`` time.)"""
+        request = self.check_ids(ids, allow_empty=True)
+        return self.worst_case_bound(len(self.deleted_) + len(request))[0]
+
+    def worst_case_bound(self, m: int) -> tuple[Bound | None, tuple[str, ...]]:
+        """The worst-case Δ bound for a cumulative deletion of ``m`` ids, or (None, why none applies)."""
+        self._check_fitted()
         if self.assumptions_ is None:
             return None, self.assumption_problems_
         problems = self._gap_problems()
@@ -276,17 +376,7 @@ class PostHocUnlearner(Unlearner):
         Raises:
             RefinementRefused: (refine) the measured bound stayed above the budget; nothing released.
         """
-        if (epsilon is None) != (delta is None):
-            raise ConfigError("give epsilon and delta together (or neither, for a noiseless release)")
-        if epsilon is not None:
-            epsilon = check_positive("epsilon", epsilon)
-            delta = check_open_unit("delta", delta)
-        request = check_sample_ids(ids, self.n)
-        if not request:
-            raise SampleIdError("no sample ids to forget")
-        again = sorted(set(request) & set(self.deleted_))
-        if again:
-            raise SampleIdError(f"sample ids already forgotten: {again[:10]}")
+        request, epsilon, delta = self.check_request(ids, epsilon=epsilon, delta=delta)
         cumulative = sorted(self.deleted_ + tuple(request))
         if len(cumulative) >= self.n:
             raise SampleIdError("cannot forget every training sample")
@@ -316,7 +406,7 @@ class PostHocUnlearner(Unlearner):
                                   reference="erm", certificate="refine", sensitivity_budget=budget,
                                   measured_bound=None if outcome is None else outcome.bound.value)
         else:
-            bound, problems = self.bound(len(cumulative))
+            bound, problems = self.worst_case_bound(len(cumulative))
             if not_certifiable and bound is not None and bound.status != "uncertified":
                 bound = Bound(bound.name, math.inf, "uncertified", bound.assumptions,
                               bound.violations + not_certifiable, None)
@@ -333,11 +423,7 @@ class PostHocUnlearner(Unlearner):
             self.current_ = theta
         return result
 
-    @property
-    def deleted_ids(self) -> tuple[int, ...]:
-        """Ids forgotten so far, in request order."""
-        return self.deleted_
-
     def _rows(self, ids: list[int]) -> tuple[Tensor, Tensor]:
         index = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=self.X.device)
         return self.X[index], self.y[index]
+

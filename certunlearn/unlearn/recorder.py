@@ -1,6 +1,6 @@
 """The HF-OCU recorder: per-sample approximators a_u updated at every SGD step, batched.
 
-For every tracked sample u (Qiao et al., ICLR 2025, paper order; REFERENCE.md §1.2)::
+For every tracked sample u (Qiao et al., ICLR 2025, paper order; docs/theory.md §1.4)::
 
     a_u ← J_Π(v_t) · ( a_u − η_t · J_clip(g_t) · ( H_t a_u − 1[u∈B_t] ∇ℓ(w_t; u)/|B_t| ) )
 

@@ -16,7 +16,7 @@ released.
 
 Which models: softmax regression (:class:`~certunlearn.models.LogisticRegression`, cross-entropy,
 weight decay λ > 0: F_R is λ-strongly convex, its Hessian Lipschitz constant and rounding are proved
-in docs/theory.md §4 and §9), or any model with declared :class:`~certunlearn.certify.bounds.Assumptions`
+in docs/theory.md §4 and §9), or any model with declared :class:`~certunlearn.certify.assumptions.Assumptions`
 (convex, λ > 0, M, and a declared error model).
 
 Example:
@@ -49,7 +49,7 @@ from certunlearn.autodiff.pcg import (
     conjugate_gradients,
     diagonal_preconditioner,
 )
-from certunlearn.certify.bounds import Assumptions
+from certunlearn.certify.assumptions import Assumptions
 from certunlearn.certify.refine import ErmBound, erm_distance_bound
 from certunlearn.certify.rounding import MARGIN, ErrorModel, Precision, SoftmaxErrorModel, gamma
 from certunlearn.errors import UnlearningError

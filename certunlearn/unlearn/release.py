@@ -12,7 +12,7 @@ Every unlearner ends a request the same way, so the rules live here once:
 
 Example:
     >>> import torch
-    >>> from certunlearn.certify.bounds import Bound
+    >>> from certunlearn.certify.assumptions import Bound
     >>> b = Bound("demo", 0.5, "certified", ("stated",), (), 0.25, rounding=1e-12)
     >>> r = make_release(method="demo", request=[1], previous=(), noiseless=torch.zeros(3), bound=b,
     ...                  problems=(), epsilon=1.0, delta=1e-5, state=lambda t: {"w": t}, reference="erm")
@@ -28,11 +28,13 @@ from typing import Any
 
 from torch import Tensor
 
-from certunlearn.certify.bounds import Bound
+from certunlearn.certify.assumptions import Bound
 from certunlearn.certify.gaussian import gaussian_sigma
 from certunlearn.certify.ledger import Ledger, LedgerEvent
+from certunlearn.digest import array_digest
 from certunlearn.errors import ConfigError
-from certunlearn.unlearn.base import UnlearnResult, gaussian_noise_like, tensor_digest
+from certunlearn.unlearn.base import UnlearnResult
+from certunlearn.unlearn.noise import gaussian_noise_like, noise_source
 
 __all__ = ["make_release"]
 
@@ -58,6 +60,7 @@ def make_release(
     extras: dict[str, Any] | None = None,
     started: float | None = None,
     standard_noise: Tensor | None = None,
+    standard_noise_source: str = "secure",
     reference: str = "none",
     certificate: str = "worst-case",
     sensitivity_budget: float | None = None,
@@ -77,7 +80,7 @@ def make_release(
         state: Maps a flat vector to the state dict of the result.
         noise_sensitivity: User-chosen Δ for noise when no certified bound applies (uncertified).
         calibration: ``analytic`` or ``classical``.
-        generator: Source of the noise.
+        generator: None for noise from the OS CSPRNG; a generator: reproducible, not private (:mod:`certunlearn.unlearn.noise`).
         ledger: Optional budget ledger, checked before and written after the release.
         dry_run: Compute the result only; no ledger entry.
         request_id: Ledger identifier of the request.
@@ -86,6 +89,7 @@ def make_release(
         started: ``time.perf_counter()`` at the start of the request (for ``elapsed_s``).
         standard_noise: A N(0, I) draw made in advance (same shape as ``noiseless``); the release
             then adds σ times it instead of drawing now. It must never be used for two releases.
+        standard_noise_source: Where ``standard_noise`` came from (``secure`` or ``seeded``).
         reference: What the certificate compares with (``erm``, ``coupled-sgd``).
         certificate: ``refine`` or ``worst-case``.
         sensitivity_budget: The public budget (refine: the bound's value).
@@ -96,51 +100,21 @@ def make_release(
     """
     started = time.perf_counter() if started is None else started
     extras = dict(extras or {})
-    reasons: tuple[str, ...] = problems
-    assumptions: tuple[str, ...] = ()
-    status = "uncertified"
-    if bound is not None:
-        status, assumptions, reasons = bound.status, bound.assumptions, bound.violations
-        extras["bound"] = bound.name
-        if bound.status == "conditional":
-            reasons = ("the bound holds only if the declared non-convex constants hold",)
-        if bound.certified and bound.rounding is None:  # a bound for exact arithmetic never backs a release
-            bound = Bound(bound.name, bound.value, "uncertified", bound.assumptions, (
-                "the bound was computed for exact arithmetic: no floating-point term",), None)
-            status, reasons = "uncertified", bound.violations
     noisy = epsilon is not None and delta is not None
-    if bound is not None and bound.certified and not noisy:
-        extras["bound_value"] = bound.value
-        status, reasons = "uncertified", ("no (epsilon, delta) requested: noiseless release",)
+    bound, status, assumptions, reasons = _judge(bound, problems, noisy, extras)
     certified = bool(bound is not None and bound.certified and noisy)
-    sensitivity: float | None = None
-    noise_only_sigma: float | None = None
-    if certified:
-        sensitivity = bound.value  # type: ignore[union-attr]
-        if bound.noise_only_value:  # type: ignore[union-attr]
-            noise_only_sigma = gaussian_sigma(
-                epsilon=epsilon, delta=delta, sensitivity=bound.noise_only_value, method=calibration  # type: ignore[arg-type,union-attr]
-            )
-    elif noise_sensitivity is not None and noisy:
-        sensitivity = noise_sensitivity
-    count = len(request)
+    sensitivity, noise_only_sigma = _sensitivity(bound if certified else None, noise_sensitivity if noisy else None,
+                                                 epsilon, delta, calibration)
     if ledger is not None and not dry_run:
-        ledger.check(count=count, sensitivity=sensitivity, certified=certified, epsilon=epsilon, delta=delta)
-    sigma = 0.0
-    if sensitivity is not None and sensitivity > 0:  # Δ = 0: identical to the reference, no noise needed
+        ledger.check(count=len(request), sensitivity=sensitivity, certified=certified, epsilon=epsilon, delta=delta)
+    sigma = 0.0  # Δ = 0: identical to the reference, no noise needed
+    if sensitivity is not None and sensitivity > 0:
         sigma = gaussian_sigma(epsilon=epsilon, delta=delta, sensitivity=sensitivity, method=calibration)  # type: ignore[arg-type]
-    if standard_noise is not None and sigma > 0:
-        if standard_noise.shape != noiseless.shape:
-            raise ConfigError(f"standard_noise has shape {tuple(standard_noise.shape)}, expected "
-                              f"{tuple(noiseless.shape)}")
-        released = noiseless + sigma * standard_noise
-    else:
-        released = noiseless + gaussian_noise_like(noiseless, sigma, generator)
-    cumulative = tuple(previous) + tuple(request)
+    released, source = _add_noise(noiseless, sigma, generator, standard_noise, standard_noise_source)
     result = UnlearnResult(
         method=method,
         request_ids=tuple(request),
-        cumulative_ids=tuple(sorted(cumulative)),
+        cumulative_ids=tuple(sorted((*previous, *request))),
         params_noiseless=state(noiseless),
         params_released=state(released),
         sigma=sigma,
@@ -159,14 +133,67 @@ def make_release(
         certificate=certificate,
         sensitivity_budget=sensitivity_budget,
         measured_bound=measured_bound,
+        noise_source=source,
     )
     if ledger is not None and not dry_run:
-        ledger.record(LedgerEvent.create(
-            request_id=request_id or f"request-{len(ledger.events) + 1}",
-            ids=request, cumulative_count=len(cumulative), method=method,
-            sensitivity=sensitivity, sigma=sigma, epsilon=result.epsilon, delta=result.delta,
-            certified=certified,
-            model_before=tensor_digest(noiseless if model_before is None else model_before),
-            model_after=tensor_digest(released),
-        ))
+        _record(ledger, request_id, result, before=noiseless if model_before is None else model_before,
+                after=released)
     return result
+
+
+def _record(ledger: Ledger, request_id: str | None, result: UnlearnResult, *, before: Tensor, after: Tensor) -> None:
+    """Append the ledger event of ``result`` (digests of the model before and of the release)."""
+    ledger.record(LedgerEvent.create(
+        request_id=request_id or f"request-{len(ledger.events) + 1}",
+        ids=result.request_ids, cumulative_count=len(result.cumulative_ids), method=result.method,
+        sensitivity=result.sensitivity, sigma=result.sigma, epsilon=result.epsilon, delta=result.delta,
+        certified=result.certified, model_before=array_digest(before), model_after=array_digest(after),
+        noise_source=result.noise_source,
+    ))
+
+
+def _judge(bound: Bound | None, problems: tuple[str, ...], noisy: bool,
+           extras: dict[str, Any]) -> tuple[Bound | None, str, tuple[str, ...], tuple[str, ...]]:
+    """(bound, status, assumptions, reasons): a bound without a floating-point term is demoted to
+    uncertified, and a certified bound without (ε, δ) gives a noiseless, uncertified release."""
+    reasons: tuple[str, ...] = problems
+    assumptions: tuple[str, ...] = ()
+    status = "uncertified"
+    if bound is not None:
+        status, assumptions, reasons = bound.status, bound.assumptions, bound.violations
+        extras["bound"] = bound.name
+        if bound.status == "conditional":
+            reasons = ("the bound holds only if the declared non-convex constants hold",)
+        if bound.certified and bound.rounding is None:  # a bound for exact arithmetic never backs a release
+            bound = Bound(bound.name, bound.value, "uncertified", bound.assumptions, (
+                "the bound was computed for exact arithmetic: no floating-point term",), None)
+            status, reasons = "uncertified", bound.violations
+    if bound is not None and bound.certified and not noisy:
+        extras["bound_value"] = bound.value
+        status, reasons = "uncertified", ("no (epsilon, delta) requested: noiseless release",)
+    return bound, status, assumptions, reasons
+
+
+def _sensitivity(certified: Bound | None, chosen: float | None, epsilon: float | None, delta: float | None,
+                 calibration: str) -> tuple[float | None, float | None]:
+    """(Δ the noise is calibrated to, σ of a noise-only release): the certified bound's value, else
+    the user-chosen Δ (uncertified), else none."""
+    if certified is None:
+        return chosen, None
+    noise_only = None
+    if certified.noise_only_value:
+        noise_only = gaussian_sigma(epsilon=epsilon, delta=delta, sensitivity=certified.noise_only_value,  # type: ignore[arg-type]
+                                    method=calibration)
+    return certified.value, noise_only
+
+
+def _add_noise(noiseless: Tensor, sigma: float, generator: Any, standard_noise: Tensor | None,
+               standard_noise_source: str) -> tuple[Tensor, str]:
+    """(noiseless + σ·z, where z came from): a prefetched standard draw when given, else a fresh one."""
+    if standard_noise is not None and sigma > 0:
+        if standard_noise.shape != noiseless.shape:
+            raise ConfigError(f"standard_noise has shape {tuple(standard_noise.shape)}, expected "
+                              f"{tuple(noiseless.shape)}")
+        return noiseless + sigma * standard_noise, standard_noise_source
+    released = noiseless + gaussian_noise_like(noiseless, sigma, generator)
+    return released, noise_source(generator, sigma) if sigma > 0 else "none"

@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 import mmap
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,6 +67,7 @@ class StatisticsStore:
         device: torch.device | str | None = None,
         path: str | Path | None = None,
         _existing: np.memmap | None = None,
+        _rows: Tensor | None = None,
     ) -> None:
         ids_arr = np.asarray(list(ids), dtype=np.int64)
         if ids_arr.size == 0:
@@ -87,6 +89,8 @@ class StatisticsStore:
         if self._memmap is not None:
             data = torch.from_numpy(self._memmap)
             self._data = data.view(torch.bfloat16) if storage_dtype == "bfloat16" else data
+        elif _rows is not None:
+            self._data = _rows
         else:
             self._data = torch.zeros((len(ids_arr), self.dim), dtype=torch_dtype, device=device)
 
@@ -205,6 +209,40 @@ class StatisticsStore:
         }
         (directory / _META_FILE).write_text(json.dumps(meta))
         return directory
+
+    def state_dict(self) -> dict[str, Any]:
+        """The tracked ids (int64 tensor), the rows ``[K, d]`` in the storage dtype and its name.
+
+        The rows are the store's own tensor (a view of the memory map for that backend), not a copy:
+        save or read them, never modify them.
+
+        Example:
+            >>> store = StatisticsStore([4, 1], dim=2)
+            >>> again = StatisticsStore.from_state_dict(store.state_dict())
+            >>> again.ids.tolist(), again.storage_dtype, again.backend
+            ([4, 1], 'float32', 'memory')
+        """
+        return {"ids": torch.from_numpy(self.ids.copy()), "rows": self._data, "storage_dtype": self.storage_dtype}
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any], *, device: torch.device | str | None = None) -> StatisticsStore:
+        """An in-memory store holding a copy of :meth:`state_dict`'s rows (on ``device``, default theirs).
+
+        Raises:
+            InputError: Missing or unknown keys, an unknown storage dtype, or ids and rows that do not fit.
+        """
+        if not isinstance(state, Mapping) or set(state) != {"ids", "rows", "storage_dtype"}:
+            raise InputError("the statistics state must be a dict with the keys 'ids', 'rows', 'storage_dtype'")
+        name, ids, rows = state["storage_dtype"], state["ids"], state["rows"]
+        if name not in STORAGE_DTYPES:
+            raise InputError(f"unknown statistics storage dtype {name!r}: use one of {sorted(STORAGE_DTYPES)}")
+        if not isinstance(ids, Tensor) or ids.ndim != 1 or ids.dtype != torch.int64:
+            raise InputError("the statistics ids must be a 1-d int64 tensor")
+        if (not isinstance(rows, Tensor) or rows.ndim != 2 or rows.shape[0] != ids.numel()
+                or rows.dtype != STORAGE_DTYPES[name][0]):
+            raise InputError(f"the statistics rows must be a [{ids.numel()}, d] tensor of dtype {name}")
+        data = rows.detach().to(device=rows.device if device is None else device, copy=True)
+        return cls(ids.tolist(), int(rows.shape[1]), storage_dtype=name, _rows=data)
 
     @classmethod
     def load(

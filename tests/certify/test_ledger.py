@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 import torch
 
-from certunlearn.certify.ledger import Ledger, LedgerEvent, LedgerPolicy, ids_digest
+from certunlearn.certify.ledger import Ledger, LedgerEvent, LedgerPolicy
+from certunlearn.digest import ids_digest
 from certunlearn.errors import ConfigError, InputError, PolicyError
 
 
@@ -72,17 +74,58 @@ def test_state_dict_round_trip_through_json() -> None:
     assert again.remaining() == ledger.remaining()
 
 
+def test_load_state_dict_replaces_in_place_and_survives_weights_only_torch_load() -> None:
+    ledger = Ledger(LedgerPolicy(epsilon=0.5, delta=1e-6, max_deletions=10))
+    ledger.record(_event("a", [1, 2], 2, epsilon=0.5, delta=1e-6))
+    buffer = io.BytesIO()
+    torch.save(ledger.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    target = Ledger(LedgerPolicy(epsilon=1.0, delta=1e-5))
+    target.record(_event("other", [9], 1))
+    assert target.load_state_dict(state) is target
+    assert target.events == ledger.events and target.policy == ledger.policy
+    target.record(_event("b", [7], 3, epsilon=0.5, delta=1e-6))  # continues after the restored events
+    assert target.cumulative_deletions == 3 and len(ledger.events) == 1
+
+
+def _valid_state() -> dict:
+    ledger = Ledger(LedgerPolicy(epsilon=1.0, delta=1e-5, max_deletions=3))
+    ledger.record(_event("a", [1, 2], 2))
+    return ledger.state_dict()
+
+
+def _with_event(**fields) -> dict:
+    state = _valid_state()
+    state["events"] = [{**state["events"][0], **fields}]
+    return state
+
+
 @pytest.mark.parametrize(
-    "state",
+    ("state", "match"),
     [
-        {"mechanism": "other", "schema_version": 1},
-        {"mechanism": "ledger", "schema_version": 99},
-        {"mechanism": "ledger", "schema_version": 1, "policy": {"epsilon": 1.0}, "events": []},
+        ({"mechanism": "other", "schema_version": 1}, "not a ledger state"),
+        ({"mechanism": "ledger", "schema_version": 99}, "schema_version 99"),
+        ({"mechanism": "ledger", "schema_version": 1, "policy": {"epsilon": 1.0}, "events": []}, "policy"),
+        ({**_valid_state(), "extra": 1}, r"unknown keys \['extra'\]"),
+        ({k: v for k, v in _valid_state().items() if k != "events"}, r"missing keys \['events'\]"),
+        ({**_valid_state(), "events": {}}, "'events' a list"),
+        ({**_valid_state(), "events": ["not an event"]}, "event 0"),
+        (_with_event(surprise=True), "event 0"),
+        (_with_event(count=5, cumulative_count=5), "event 0 .*max_deletions=3"),
+        (_with_event(cumulative_count=7), "event 0 .*does not follow"),
+        (_with_event(noise_source="dice"), "event 0 .*noise_source"),
     ],
 )
-def test_bad_state_is_rejected(state: dict) -> None:
-    with pytest.raises((InputError, ConfigError)):
+def test_bad_state_is_rejected_with_an_input_error_and_changes_nothing(state: dict, match: str) -> None:
+    with pytest.raises(InputError, match=match):
         Ledger.from_state_dict(state)
+    target = Ledger(LedgerPolicy(epsilon=1.0, delta=1e-5))
+    target.record(_event("kept", [4], 1))
+    before = (target.policy, target.events)
+    with pytest.raises(InputError):
+        target.load_state_dict(state)
+    assert (target.policy, target.events) == before
 
 
 @pytest.mark.parametrize(

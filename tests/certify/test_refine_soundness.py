@@ -204,10 +204,10 @@ def run(k: int) -> tuple[Problem, tuple[Release, ...]]:
     model.load_state_dict(hf.params)
     unlearners = {
         "hfocu": hf,
-        "newton": NewtonStep(model, X, y, weight_decay=p.weight_decay, feature_norm_bound=p.clip,
-                             certificate="refine"),
-        "finetune": FineTune(model, X, y, weight_decay=p.weight_decay, feature_norm_bound=p.clip,
-                             certificate="refine", epochs=1, batch_size=max(1, p.n // 4), lr=0.5 * p.lr),
+        "newton": NewtonStep(model, weight_decay=p.weight_decay, feature_norm_bound=p.clip,
+                             certificate="refine").fit(X, y),
+        "finetune": FineTune(model, weight_decay=p.weight_decay, feature_norm_bound=p.clip,
+                             certificate="refine", epochs=1, batch_size=max(1, p.n // 4), lr=0.5 * p.lr).fit(X, y),
     }
     out: list[Release] = []
     cumulative: list[int] = []

@@ -7,8 +7,12 @@ parametrised case of the new name fail loudly.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import inspect
+import io
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -18,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from conftest import single_torch_thread
 
-from certunlearn.errors import CertUnlearnError, ConfigError, SampleIdError
+from certunlearn.certify.assumptions import Bound
+from certunlearn.certify.ledger import Ledger, LedgerPolicy
+from certunlearn.errors import CertUnlearnError, ConfigError, InputError, SampleIdError
 from certunlearn.models import LogisticRegression
 from certunlearn.train import SGDConfig, train_sgd
 from certunlearn.unlearn import (
@@ -37,6 +43,7 @@ from certunlearn.unlearn import (
     Unlearner,
     UnlearnResult,
 )
+from certunlearn.unlearn.base import state_header
 
 EPS, DELTA = 1.0, 1e-5
 N, P, K = 40, 3, 3
@@ -70,15 +77,15 @@ def make_problem(dtype: torch.dtype = torch.float64) -> Problem:
 
 
 def _posthoc(cls: type, **extra: Any) -> Callable[[Problem], Unlearner]:
-    def build(pb: Problem, **kw: Any) -> Unlearner:
-        return cls(pb.model, pb.X, pb.y, weight_decay=pb.config.weight_decay, feature_norm_bound=1.0,
+    def make(pb: Problem, **kw: Any) -> Unlearner:
+        return cls(pb.model, weight_decay=pb.config.weight_decay, feature_norm_bound=1.0,
                    optimality_gap=pb.gap, **extra, **kw)
 
-    return build
+    return make
 
 
 FACTORIES: dict[str, Callable[..., Unlearner]] = {
-    "hfocu": lambda pb, **kw: HFOCU(pb.initial, pb.config, feature_norm_bound=1.0, **kw).fit(pb.X, pb.y),
+    "hfocu": lambda pb, **kw: HFOCU(pb.initial, pb.config, feature_norm_bound=1.0, **kw),
     "curenewton": _posthoc(CureNewton, iterations=2),
     "newton": _posthoc(NewtonStep),
     "damped-newton": _posthoc(DampedNewton, damping=1e-2),
@@ -88,15 +95,17 @@ FACTORIES: dict[str, Callable[..., Unlearner]] = {
     "finetune": _posthoc(FineTune, lr=0.1, batch_size=8),
     "gradient-ascent": _posthoc(GradientAscent, steps=3),
     "retrain": _posthoc(ExactRetrain, max_iter=100),
-    "coupled-retrain": lambda pb, **kw: CoupledRetrainOracle(pb.model, pb.X, pb.y, initial_model=pb.initial,
+    "coupled-retrain": lambda pb, **kw: CoupledRetrainOracle(pb.model, initial_model=pb.initial,
                                                              config=pb.config, **kw),
 }
-"""name -> builder of a ready-to-forget unlearner on a small softmax-regression problem."""
+"""name -> constructor of an unfitted unlearner (model and options only) on a small softmax-regression
+problem; :func:`build` fits it on the problem's data."""
 
 NAMES = sorted(UNLEARNERS)
 
 
-def build(name: str, pb: Problem, **kw: Any) -> Unlearner:
+def make(name: str, pb: Problem, **kw: Any) -> Unlearner:
+    """An unfitted unlearner: the model and the options, no data yet."""
     factory = FACTORIES.get(name)
     if factory is None:
         pytest.fail(f"registered unlearner {name!r} has no factory in tests/unlearn/test_contract.py::FACTORIES; "
@@ -104,6 +113,14 @@ def build(name: str, pb: Problem, **kw: Any) -> Unlearner:
     un = factory(pb, **kw)
     assert isinstance(un, UNLEARNERS[name]) and isinstance(un, Unlearner)
     assert type(un).name == name
+    return un
+
+
+def build(name: str, pb: Problem, **kw: Any) -> Unlearner:
+    """A ready-to-forget unlearner: ``make(...).fit(X, y)``."""
+    un = make(name, pb, **kw)
+    fitted = un.fit(pb.X, pb.y)
+    assert fitted is un, "fit must return self"
     return un
 
 
@@ -331,3 +348,172 @@ def test_the_certifying_methods_do_certify_here(problem):
     assert {"hfocu", "newton", "damped-newton", "curenewton"} <= worst
     assert not worst & {"pinv-newton", "abs-newton", "influence", "finetune", "gradient-ascent",
                         "retrain", "coupled-retrain"}
+
+
+# --------------------------------------------------------------------------- one interface
+INTERFACE = ("fit", "forget", "bound", "state_dict", "load_state_dict")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_method_has_the_base_signatures(name):
+    """One interface: the same parameters (names, kinds, defaults) as Unlearner's abstract methods."""
+    cls = UNLEARNERS[name]
+    for method in INTERFACE:
+        mine = inspect.signature(getattr(cls, method)).parameters
+        base = inspect.signature(getattr(Unlearner, method)).parameters
+        assert [(p.name, p.kind, p.default) for p in mine.values()] == \
+            [(p.name, p.kind, p.default) for p in base.values()], (name, method)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_unfitted_unlearner_refuses_requests(name, problem):
+    un = make(name, problem)
+    for call in (lambda: forget(un, [0]), lambda: un.bound([0]), un.state_dict, lambda: un.deleted_ids):
+        with pytest.raises(ConfigError, match="not fitted"):
+            call()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bound_takes_ids_and_is_the_worst_case_release_sensitivity(name, problem):
+    """``bound(ids)`` is the a priori Δ for the cumulative set (forgotten so far + ids): a certified
+    worst-case release is calibrated to exactly that value. Invalid ids are refused as by ``forget``."""
+    un = build(name, problem, certificate="worst-case")
+    forget(un, [6])
+    before = snapshot(un)
+    for ids in ([2, 2], [N], [6], [True]):
+        with pytest.raises(SampleIdError):
+            un.bound(ids)
+    assert un.bound([]) is None or isinstance(un.bound([]), Bound)
+    bound = un.bound((np.int64(0), 1))
+    assert same_snapshot(before, snapshot(un)), "bound() must not change the unlearner"
+    assert bound is None or isinstance(bound, Bound)
+    res = forget(un, [0, 1])
+    if res.certified:
+        assert bound is not None and bound.certified and res.sensitivity == bound.value
+    if name in ("hfocu", "newton", "damped-newton", "curenewton"):
+        assert bound is not None and bound.certified and res.certified
+
+
+SHARED_ERRORS = [
+    ("repeated", dict(ids=[2, 2]), SampleIdError),
+    ("unknown", dict(ids=[N]), SampleIdError),
+    ("already-forgotten", dict(ids=[6, 3]), SampleIdError),
+    ("empty", dict(ids=[]), SampleIdError),
+    ("epsilon-zero", dict(ids=[3], epsilon=0.0), ConfigError),
+    ("epsilon-negative", dict(ids=[3], epsilon=-0.5), ConfigError),
+    ("delta-zero", dict(ids=[3], delta=0.0), ConfigError),
+    ("delta-one", dict(ids=[3], delta=1.0), ConfigError),
+    ("delta-above-one", dict(ids=[3], delta=1.5), ConfigError),
+    ("epsilon-without-delta", dict(ids=[3], delta=None), ConfigError),
+]
+
+
+@pytest.mark.parametrize("label,call,error", SHARED_ERRORS, ids=[c[0] for c in SHARED_ERRORS])
+def test_request_validation_is_shared_by_every_method(problem, label, call, error):
+    """Every method refuses a bad request with the same error and the same message: the checks
+    live once, in ``Unlearner.check_request``."""
+    messages = {}
+    for name in NAMES:
+        un = build(name, problem)
+        forget(un, [6, 8])
+        kwargs = dict(call)
+        with pytest.raises(error) as info:
+            forget(un, kwargs.pop("ids"), **kwargs)
+        messages[name] = str(info.value)
+        with pytest.raises(error, match=re.escape(messages[name])):
+            un.check_request(call["ids"], epsilon=call.get("epsilon", EPS), delta=call.get("delta", DELTA))
+    assert len(set(messages.values())) == 1, messages
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_noiseless_releases_only_where_the_method_allows_them(name, problem):
+    un = build(name, problem)
+    if type(un).noiseless_releases:
+        res = un.forget([3])
+        assert res.sigma == 0.0 and not res.certified and res.epsilon is None
+    else:
+        with pytest.raises(ConfigError, match="give epsilon and delta"):
+            un.forget([3])
+        assert un.deleted_ids == ()
+
+
+# --------------------------------------------------------------------------- state round trip
+def _through_torch_save(state: dict) -> dict:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+def _assert_same_state(a: Any, b: Any, where: str = "state") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a.cpu(), b.cpu()), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), (where, sorted(a), sorted(b))
+        for key in a:
+            _assert_same_state(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for k, (u, v) in enumerate(zip(a, b, strict=True)):
+            _assert_same_state(u, v, f"{where}[{k}]")
+    else:
+        assert a == b, (where, a, b)
+
+
+def _events(ledger: Ledger) -> list:
+    return [dataclasses.replace(e, timestamp="") for e in ledger.events]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_round_trip_gives_the_same_next_release_and_ledger(name, problem):
+    """fit → forget one request → state_dict → torch.save / torch.load(weights_only=True) → a fresh
+    instance's load_state_dict → the next request with the same seeded generator is bit-identical."""
+    policy = LedgerPolicy(epsilon=EPS, delta=DELTA, require_certified=False)
+    un = build(name, problem, ledger=Ledger(policy))
+    forget(un, [4, 1], seed=1, request_id="first")
+    state = un.state_dict()
+    assert set(state) >= set(state_header()) and state["method"] == name
+    assert state["deleted_ids"] == [4, 1] and state["ledger"] == un.ledger.state_dict()
+    fresh = make(name, problem)  # no ledger: the saved one is restored
+    assert fresh.load_state_dict(_through_torch_save(state)) is fresh
+    assert fresh.deleted_ids == un.deleted_ids == (4, 1) and fresh.n_samples == N
+    _assert_same_state(state, fresh.state_dict())
+    assert _events(fresh.ledger) == _events(un.ledger)
+    a, b = forget(un, [9, 30], seed=2), forget(fresh, [9, 30], seed=2)
+    assert (a.sigma, a.sensitivity, a.certified, a.cumulative_ids) == (b.sigma, b.sensitivity, b.certified,
+                                                                       b.cumulative_ids)
+    for key in a.params_released:
+        assert torch.equal(a.params_released[key], b.params_released[key]), key
+        assert torch.equal(a.params_noiseless[key], b.params_noiseless[key]), key
+    assert len(un.ledger.events) == 2 and _events(fresh.ledger) == _events(un.ledger)
+    assert fresh.bound([11]) == un.bound([11]) or (fresh.bound([11]) is None and un.bound([11]) is None)
+    with pytest.raises(SampleIdError, match="already forgotten"):
+        forget(fresh, [1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_state_that_does_not_fit_is_refused_and_changes_nothing(name, problem):
+    un = build(name, problem)
+    forget(un, [4])
+    state = un.state_dict()
+    other = next(n for n in NAMES if n != name)
+    bad = {
+        "another method": {**state, "method": other},
+        "another schema": {**state, "schema_version": 99},
+        "unknown key": {**state, "surprise": 1},
+        "missing key": {k: v for k, v in state.items() if k != "deleted_ids"},
+        "repeated deleted ids": {**state, "deleted_ids": [4, 4]},
+        "bad ledger": {**state, "ledger": {"mechanism": "ledger", "schema_version": 1, "policy": {}}},
+        "not a dict": [state],
+    }
+    for label, value in bad.items():
+        fresh = make(name, problem)
+        with pytest.raises(InputError):
+            fresh.load_state_dict(value)
+        with pytest.raises(ConfigError, match="not fitted"):
+            forget(fresh, [5])
+        assert label
+    with pytest.raises(InputError, match="other options"):
+        make(name, problem, noise_sensitivity=0.25).load_state_dict(state)
+    with pytest.raises(InputError, match="for method"):
+        make(other, problem).load_state_dict(state)

@@ -34,7 +34,7 @@ from reference.hfocu_loop import reference_hfocu
 from scipy import stats
 from torch import Tensor
 
-from certunlearn.certify.bounds import Assumptions
+from certunlearn.certify.assumptions import Assumptions
 from certunlearn.certify.gaussian import gaussian_sigma
 from certunlearn.certify.ledger import Ledger, LedgerPolicy
 from certunlearn.data import clip_rows, load_dataset
@@ -545,6 +545,45 @@ def test_state_saved_after_deletions_resumes_where_it_stopped(tmp_path: Path) ->
     )
 
 
+def test_save_load_restores_the_ledger_and_continues_bit_for_bit(tmp_path: Path) -> None:
+    """The saved directory holds Σ a_u, the deletion counts and the ledger: a loaded unlearner's next
+    release and ledger entry are those the saved one would have produced."""
+    X, y = _lr_data()
+    policy = LedgerPolicy(epsilon=EPS, delta=DELTA, max_deletions=10)
+    hf = _lr_fit(X, y, ledger=Ledger(policy))
+    hf.forget([1, 6, 9], epsilon=EPS, delta=DELTA, generator=_gen(0), request_id="a")
+    hf.forget([12], epsilon=EPS, delta=DELTA, generator=_gen(1), request_id="b")
+    hf.save(tmp_path)
+    loaded = HFOCU.load(tmp_path, LogisticRegression(FEATURES, CLASSES), X)
+    assert loaded.ledger is not None and loaded.ledger.events == hf.ledger.events
+    assert loaded.ledger.policy == policy and loaded.ledger.remaining() == hf.ledger.remaining()
+    _assert_same_result(hf.forget([3], epsilon=EPS, delta=DELTA, generator=_gen(5), request_id="c"),
+                        loaded.forget([3], epsilon=EPS, delta=DELTA, generator=_gen(5), request_id="c"))
+    strip = [replace(e, timestamp="") for e in hf.ledger.events]
+    assert [replace(e, timestamp="") for e in loaded.ledger.events] == strip
+    assert loaded.ledger.remaining()["deletions"] == 10 - 5
+
+
+def test_a_schema_1_directory_is_still_read(tmp_path: Path) -> None:
+    """Directories of the previous schema (no ledger, no deletion_state.pt) load: Σ a_u is summed
+    again from the statistics, so the releases agree up to rounding."""
+    X, y = _lr_data()
+    hf = _lr_fit(X, y)
+    hf.forget([1, 6, 9], epsilon=EPS, delta=DELTA, generator=_gen(0))
+    hf.forget([12], epsilon=EPS, delta=DELTA, generator=_gen(0))
+    hf.save(tmp_path)
+    meta = json.loads((tmp_path / "hfocu.json").read_text())
+    del meta["ledger"]
+    (tmp_path / "hfocu.json").write_text(json.dumps({**meta, "schema_version": 1}))
+    (tmp_path / "deletion_state.pt").unlink()
+    loaded = HFOCU.load(tmp_path, LogisticRegression(FEATURES, CLASSES), X)
+    assert loaded.deleted_ids == (1, 6, 9, 12) and loaded.ledger is None
+    a = hf.forget([3], epsilon=EPS, delta=DELTA, generator=_gen(5))
+    b = loaded.forget([3], epsilon=EPS, delta=DELTA, generator=_gen(5))
+    assert a.sigma == pytest.approx(b.sigma, rel=1e-13)
+    torch.testing.assert_close(_flat(b.params_noiseless), _flat(a.params_noiseless), rtol=1e-14, atol=1e-15)
+
+
 def test_a_loaded_state_can_be_saved_back_into_its_own_directory(tmp_path: Path) -> None:
     """Loading memory-maps statistics.bin; saving into the same directory must not truncate the
     file under its own map (that kills the process with SIGBUS, hence the subprocess)."""
@@ -626,6 +665,14 @@ def _corrupt(directory: Path, how: str) -> None:
         (directory / "params.pt").write_bytes(b"garbage")
     elif how == "schedule-garbage":
         (directory / "schedule.json").write_text("{]")
+    elif how == "deleted-not-matching-the-deletion-state":
+        meta_path.write_text(json.dumps({**meta, "deleted_ids": [2]}))
+    elif how == "deletion-state-missing":
+        (directory / "deletion_state.pt").unlink()
+    elif how == "deletion-state-garbage":
+        (directory / "deletion_state.pt").write_bytes(b"garbage")
+    elif how == "ledger-garbage":
+        meta_path.write_text(json.dumps({**meta, "ledger": {"mechanism": "ledger", "schema_version": 1}}))
     else:  # pragma: no cover
         raise AssertionError(how)
 
@@ -648,6 +695,10 @@ CORRUPTIONS = [
     "params-missing",
     "params-garbage",
     "schedule-garbage",
+    "deleted-not-matching-the-deletion-state",
+    "deletion-state-missing",
+    "deletion-state-garbage",
+    "ledger-garbage",
 ]
 
 

@@ -96,7 +96,7 @@ def test_ridge_regression_lands_on_the_closed_form(cls, kwargs, rtol, atol, nois
     target = ridge_solution(X, y, keep, lam)
     moved = float((target - theta_star).norm())
     assert moved > 0
-    res = cls(ridge_model(theta_star), X, y, loss="mse", weight_decay=lam, **kwargs).forget(deleted)
+    res = cls(ridge_model(theta_star), loss="mse", weight_decay=lam, **kwargs).fit(X, y).forget(deleted)
     theta = flat(res.params_noiseless, RIDGE_NAMES)
     # relative to the distance the retrain moved: the step must be (essentially) exact
     assert float((theta - target).norm()) <= rtol * moved + atol, (float((theta - target).norm()), moved)
@@ -219,8 +219,8 @@ def test_certified_newton_family_is_sound(softmax_cases, tag, cls, kwargs, case)
             keep[deleted] = False
             _TARGETS[key] = newton_minimise(X[keep], y[keep], lam, K, start=theta_hat)
         target = _TARGETS[key]
-        un = cls(model, X, y, weight_decay=lam, feature_norm_bound=1.0, optimality_gap=gap,
-                 certificate="worst-case", **kwargs)
+        un = cls(model, weight_decay=lam, feature_norm_bound=1.0, optimality_gap=gap,
+                 certificate="worst-case", **kwargs).fit(X, y)
         res = un.forget(deleted, epsilon=EPS, delta=DELTA, generator=gen(m))
         assert res.certified and res.status == "certified", res.reasons
         assert res.reasons == () and res.reference == "erm" and res.certificate == "worst-case"
@@ -254,15 +254,15 @@ def test_exact_start_newton_step_is_much_closer_than_the_noise_only_baseline(sof
     keep = torch.ones(n, dtype=torch.bool)
     keep[deleted] = False
     target = newton_minimise(X[keep], y[keep], lam, K, start=theta)
-    res = NewtonStep(logreg_with(theta, p, K), X, y, weight_decay=lam).forget(deleted)
+    res = NewtonStep(logreg_with(theta, p, K), weight_decay=lam).fit(X, y).forget(deleted)
     err = float((flat(res.params_noiseless, LOGREG_NAMES) - target).norm())
     assert err <= 1e-2 * float((theta - target).norm())
 
 
 def test_noiseless_release_of_a_certifiable_method_is_labelled_uncertified(softmax_cases):
     X, y, lam, theta = softmax_cases[(1, "exact")]
-    res = NewtonStep(logreg_with(theta, X.shape[1], 3), X, y, weight_decay=lam, feature_norm_bound=1.0,
-                     optimality_gap=1e-10, certificate="worst-case").forget([0, 1])
+    res = NewtonStep(logreg_with(theta, X.shape[1], 3), weight_decay=lam, feature_norm_bound=1.0,
+                     optimality_gap=1e-10, certificate="worst-case").fit(X, y).forget([0, 1])
     assert not res.certified and res.sigma == 0.0 and res.sensitivity is None
     assert any("noiseless" in r for r in res.reasons)
     c = expected_bounds(n=X.shape[0], m=2, lam=lam, gap=1e-10)
@@ -303,7 +303,7 @@ def _uncertified_cases(softmax_cases):
 def test_uncertified_settings_say_why(softmax_cases, which):
     cls, model, X, kwargs, reason = _uncertified_cases(softmax_cases)[which]
     y = softmax_cases[(0, "exact")][1]
-    un = cls(model, X, y, certificate="worst-case", **kwargs)
+    un = cls(model, certificate="worst-case", **kwargs).fit(X, y)
     res = un.forget([3, 4, 5], epsilon=EPS, delta=DELTA, generator=gen(0))
     assert not res.certified
     assert res.status == "uncertified"
@@ -315,8 +315,8 @@ def test_uncertified_settings_say_why(softmax_cases, which):
 
 def test_user_chosen_noise_without_a_bound_stays_uncertified(softmax_cases):
     X, y, lam, theta = softmax_cases[(0, "exact")]
-    res = CureNewton(logreg_with(theta, X.shape[1], 3), X, y, weight_decay=lam,
-                     noise_sensitivity=0.2).forget([1], epsilon=EPS, delta=DELTA, generator=gen(1))
+    res = CureNewton(logreg_with(theta, X.shape[1], 3), weight_decay=lam,
+                     noise_sensitivity=0.2).fit(X, y).forget([1], epsilon=EPS, delta=DELTA, generator=gen(1))
     assert not res.certified and res.status == "uncertified"
     assert res.sensitivity == 0.2
     assert res.sigma == pytest.approx(gaussian_sigma(epsilon=EPS, delta=DELTA, sensitivity=0.2))
@@ -373,7 +373,7 @@ def _next_m(entry) -> float:
 @pytest.mark.parametrize("cubic_reg", [1e-4, 1e-1, 30.0])
 def test_accepted_cubic_steps_never_raise_the_retained_loss(briefly_trained_mlps, seed, cubic_reg):
     model, X, y = briefly_trained_mlps[seed]
-    un = CureNewton(model, X, y, weight_decay=1e-3, cubic_reg=cubic_reg, iterations=3)
+    un = CureNewton(model, weight_decay=1e-3, cubic_reg=cubic_reg, iterations=3).fit(X, y)
     assert un.method_ == "exact" and un.fm.dim > 200
     res = un.forget(list(range(seed, 80, 9)))
     history = res.extras["history"]
@@ -393,7 +393,7 @@ def test_accepted_cubic_steps_never_raise_the_retained_loss(briefly_trained_mlps
 def test_adaptive_m_is_exercised_by_rejections(briefly_trained_mlps):
     """With a tiny initial M the first steps overshoot, get rejected, and M doubles until accepted."""
     model, X, y = briefly_trained_mlps[0]
-    res = CureNewton(model, X, y, weight_decay=1e-3, cubic_reg=1e-6, iterations=2).forget([1, 2, 3, 4])
+    res = CureNewton(model, weight_decay=1e-3, cubic_reg=1e-6, iterations=2).fit(X, y).forget([1, 2, 3, 4])
     history = res.extras["history"]
     assert any(not h["accepted"] for h in history)
     assert res.extras["accepted_steps"] == 2
@@ -402,7 +402,7 @@ def test_adaptive_m_is_exercised_by_rejections(briefly_trained_mlps):
 
 def test_non_adaptive_rejection_returns_the_model_unchanged(briefly_trained_mlps):
     model, X, y = briefly_trained_mlps[1]
-    un = CureNewton(model, X, y, weight_decay=1e-3, cubic_reg=1e-7, adaptive=False, iterations=3)
+    un = CureNewton(model, weight_decay=1e-3, cubic_reg=1e-7, adaptive=False, iterations=3).fit(X, y)
     res = un.forget([0, 5, 10])
     history = res.extras["history"]
     assert len(history) == 1 and not history[0]["accepted"]
@@ -411,7 +411,7 @@ def test_non_adaptive_rejection_returns_the_model_unchanged(briefly_trained_mlps
     assert any("no cubic step was accepted" in r for r in res.reasons)
 
 
-# =========================================================================== (d) REFERENCE.md §3.4
+# ================================ (d) why pinv / |eig| Newton fail (docs/curenewton.md, "What it computes")
 @pytest.fixture(scope="module")
 def stationary_mlps():
     """tanh MLP 5-12-3 (111 parameters), weak weight decay 1e-4, 15% label noise, L-BFGS to ~1e-6."""
@@ -421,21 +421,22 @@ def stationary_mlps():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_pinv_and_abs_newton_blow_up_where_curenewton_does_not(stationary_mlps, seed):
-    """REFERENCE.md §3.4, qualitatively. Over seeds 0-9 of this set-up the pinv/|eig| steps were
+    """The failure on near-singular, indefinite Hessians that motivates CureNewton (Bui, Lu, Sim, Ng,
+    Low, arXiv 2406.14507; docs/curenewton.md, "What it computes"), qualitatively. Over seeds 0-9 of this set-up the pinv/|eig| steps were
     9-90x CureNewton's (5 iterations) and raised L_R every time; their ratio to the warm-started
     L-BFGS retrain displacement ranged 0.4-6.5, so that comparison is not asserted."""
     model, X, y = stationary_mlps[seed]
     deleted = list(range(0, 100, 10))
     wd = 1e-4
-    cure = CureNewton(model, X, y, weight_decay=wd).forget(deleted)
+    cure = CureNewton(model, weight_decay=wd).fit(X, y).forget(deleted)
     before = cure.extras["retained_loss_before"]
     assert cure.extras["retained_loss"] <= before
-    cure5 = CureNewton(model, X, y, weight_decay=wd, iterations=5).forget(deleted)
+    cure5 = CureNewton(model, weight_decay=wd, iterations=5).fit(X, y).forget(deleted)
     assert cure5.extras["retained_loss"] <= cure.extras["retained_loss"]
     cure_step = max(cure.extras["step_norm"], cure5.extras["step_norm"])
     assert cure.extras["step_norm"] > 0
     for cls in (PinvNewton, AbsEigNewton):
-        res = cls(model, X, y, weight_decay=wd).forget(deleted)
+        res = cls(model, weight_decay=wd).fit(X, y).forget(deleted)
         assert res.extras["step_norm"] > 3.0 * cure_step, (cls.name, res.extras["step_norm"], cure_step)
         assert res.extras["retained_loss"] > before, cls.name  # the "unlearning" step damages the fit
         # the cause: near-zero (or negative) curvature that the pseudo-inverse's cut-off keeps
@@ -447,7 +448,7 @@ def test_influence_jackknife_equals_its_formula(softmax_cases):
     X, y, lam, theta = softmax_cases[(2, "gap")]  # any θ*: the formula is applied at θ*
     n, p, K = X.shape[0], X.shape[1], 3
     deleted = [4, 17, 33, 90]
-    res = InfluenceJackknife(logreg_with(theta, p, K), X, y, weight_decay=lam).forget(deleted)
+    res = InfluenceJackknife(logreg_with(theta, p, K), weight_decay=lam).fit(X, y).forget(deleted)
     H = torch.autograd.functional.hessian(lambda t: ce_objective(t, X, y, lam, K), theta)
     grads = sum(ce_grad(theta, X[[u]], y[[u]], lam, K) for u in deleted)
     expected = theta + torch.linalg.solve(H, grads) / n
@@ -458,13 +459,13 @@ def test_finetune_with_a_tiny_step_stays_put_and_a_small_one_descends(softmax_ca
     X, y, lam, theta = softmax_cases[(2, "gap")]
     p, K = X.shape[1], 3
     deleted = [0, 1, 2, 3, 4]
-    tiny = FineTune(logreg_with(theta, p, K), X, y, weight_decay=lam, lr=1e-9, epochs=2, batch_size=16)
+    tiny = FineTune(logreg_with(theta, p, K), weight_decay=lam, lr=1e-9, epochs=2, batch_size=16).fit(X, y)
     res = tiny.forget(deleted)
     assert float((flat(res.params_noiseless, LOGREG_NAMES) - theta).norm()) <= 1e-7
     assert res.extras["sgd_steps"] == 2 * math.ceil((X.shape[0] - 5) / 16)
     assert not res.certified
     keep = tiny.keep_mask(deleted)
-    small = FineTune(logreg_with(theta, p, K), X, y, weight_decay=lam, lr=0.05, epochs=3).forget(deleted)
+    small = FineTune(logreg_with(theta, p, K), weight_decay=lam, lr=0.05, epochs=3).fit(X, y).forget(deleted)
     before = float(ce_objective(theta, X[keep], y[keep], lam, K))
     after = float(ce_objective(flat(small.params_noiseless, LOGREG_NAMES), X[keep], y[keep], lam, K))
     assert after < before
@@ -474,7 +475,7 @@ def test_gradient_ascent_increases_the_forget_loss(softmax_cases):
     X, y, lam, theta = softmax_cases[(0, "exact")]
     p, K = X.shape[1], 3
     deleted = [7, 8, 9, 50]
-    res = GradientAscent(logreg_with(theta, p, K), X, y, weight_decay=lam, steps=5, lr=0.1).forget(deleted)
+    res = GradientAscent(logreg_with(theta, p, K), weight_decay=lam, steps=5, lr=0.1).fit(X, y).forget(deleted)
     theta_ga = flat(res.params_noiseless, LOGREG_NAMES)
     with torch.no_grad():
         before = float(F.cross_entropy(logreg_with(theta, p, K)(X[deleted]), y[deleted]))
@@ -507,8 +508,8 @@ def _sgd_trained():
 def test_coupled_retrain_oracle_equals_coupled_retrain(sgd_trained, normalization):
     X, y, cfg, init, model, trained = sgd_trained
     deleted = [5, 11, 40]
-    res = CoupledRetrainOracle(model, X, y, initial_model=init, config=cfg,
-                               normalization=normalization).forget(deleted)
+    res = CoupledRetrainOracle(model, initial_model=init, config=cfg,
+                               normalization=normalization).fit(X, y).forget(deleted)
     expected = coupled_retrain(init, X, y, trained.schedule, cfg, exclude=deleted, normalization=normalization)
     assert set(res.params_noiseless) == set(expected)
     for k in expected:
@@ -529,14 +530,14 @@ def test_two_requests_equal_one_request_with_the_union(softmax_cases, cls, kwarg
     X, y, lam, theta = softmax_cases[(1, "gap")]
     p = X.shape[1]
     common = dict(weight_decay=lam, **kwargs)
-    online = cls(logreg_with(theta, p, 3), X, y, **common)
+    online = cls(logreg_with(theta, p, 3), **common).fit(X, y)
     first = online.forget([10, 3])
     second = online.forget([7, 40, 1])
     assert second.request_ids == (7, 40, 1)
     assert second.cumulative_ids == (1, 3, 7, 10, 40)
     assert online.deleted_ids == (10, 3, 7, 40, 1)
-    batch = cls(logreg_with(theta, p, 3), X, y, **common).forget([1, 3, 7, 10, 40])
-    single = cls(logreg_with(theta, p, 3), X, y, **common).forget([10, 3])
+    batch = cls(logreg_with(theta, p, 3), **common).fit(X, y).forget([1, 3, 7, 10, 40])
+    single = cls(logreg_with(theta, p, 3), **common).fit(X, y).forget([10, 3])
     for k in LOGREG_NAMES:
         assert torch.allclose(second.params_noiseless[k], batch.params_noiseless[k], rtol=1e-12, atol=1e-14), k
         assert torch.allclose(first.params_noiseless[k], single.params_noiseless[k], rtol=1e-12, atol=1e-14), k
@@ -544,18 +545,18 @@ def test_two_requests_equal_one_request_with_the_union(softmax_cases, cls, kwarg
 
 def test_online_coupled_oracle_matches_the_union(sgd_trained):
     X, y, cfg, init, model, _ = sgd_trained
-    online = CoupledRetrainOracle(model, X, y, initial_model=init, config=cfg)
+    online = CoupledRetrainOracle(model, initial_model=init, config=cfg).fit(X, y)
     online.forget([2])
     second = online.forget([9, 30])
-    batch = CoupledRetrainOracle(model, X, y, initial_model=init, config=cfg).forget([30, 2, 9])
+    batch = CoupledRetrainOracle(model, initial_model=init, config=cfg).fit(X, y).forget([30, 2, 9])
     for k in LOGREG_NAMES:
         assert torch.equal(second.params_noiseless[k], batch.params_noiseless[k])
 
 
 def _certified_newton(softmax_cases, ledger=None):
     X, y, lam, theta = softmax_cases[(0, "exact")]
-    return NewtonStep(logreg_with(theta, X.shape[1], 3), X, y, weight_decay=lam, feature_norm_bound=1.0,
-                      optimality_gap=1e-9, ledger=ledger)
+    return NewtonStep(logreg_with(theta, X.shape[1], 3), weight_decay=lam, feature_norm_bound=1.0,
+                      optimality_gap=1e-9, ledger=ledger).fit(X, y)
 
 
 BAD_REQUESTS = [
@@ -581,8 +582,8 @@ def test_bad_requests_raise_and_change_nothing(softmax_cases, cls_name, label, c
     if cls_name == "newton":
         un = _certified_newton(softmax_cases, ledger)
     else:
-        un = CureNewton(logreg_with(theta, X.shape[1], 3), X, y, weight_decay=lam, feature_norm_bound=1.0,
-                        optimality_gap=1e-9, ledger=ledger)
+        un = CureNewton(logreg_with(theta, X.shape[1], 3), weight_decay=lam, feature_norm_bound=1.0,
+                        optimality_gap=1e-9, ledger=ledger).fit(X, y)
     un.forget([5, 6, 9], epsilon=EPS, delta=DELTA, generator=gen(0))
     deleted, current, events = un.deleted_ids, un.current_.clone(), ledger.events
     call = dict(call)
@@ -625,7 +626,7 @@ def test_dry_run_changes_nothing_and_ledger_records(softmax_cases):
 def test_policy_requiring_certification_refuses_an_uncertified_method(softmax_cases):
     X, y, lam, theta = softmax_cases[(0, "exact")]
     ledger = Ledger(LedgerPolicy(epsilon=1.0, delta=1e-5, require_certified=True))
-    un = PinvNewton(logreg_with(theta, X.shape[1], 3), X, y, weight_decay=lam, ledger=ledger)
+    un = PinvNewton(logreg_with(theta, X.shape[1], 3), weight_decay=lam, ledger=ledger).fit(X, y)
     with pytest.raises(PolicyError):
         un.forget([1], epsilon=EPS, delta=DELTA)
     assert un.deleted_ids == () and ledger.events == ()
@@ -637,5 +638,5 @@ def test_dense_methods_refuse_models_above_max_dense_dim(cls) -> None:
     y = (X[:, 0] > 0).long()
     model = LogisticRegression(4, 2)  # d = 10
     with pytest.raises(ConfigError, match=rf"{cls.name} needs a dense 10 x 10 Hessian .*max_dense_dim=9.*solver='lanczos'"):
-        cls(model, X, y, weight_decay=0.1, max_dense_dim=9)
-    cls(model, X, y, weight_decay=0.1, max_dense_dim=10)  # at the limit: accepted
+        cls(model, weight_decay=0.1, max_dense_dim=9).fit(X, y)
+    cls(model, weight_decay=0.1, max_dense_dim=10).fit(X, y)  # at the limit: accepted

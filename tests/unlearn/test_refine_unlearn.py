@@ -27,7 +27,7 @@ from conftest import single_torch_thread
 from reference.erm import ce_grad, ce_hessian, ce_objective, newton_minimise, ridge_solution
 from torch import Tensor
 
-from certunlearn.certify.bounds import Assumptions
+from certunlearn.certify.assumptions import Assumptions
 from certunlearn.certify.gaussian import gaussian_sigma
 from certunlearn.certify.ledger import Ledger, LedgerPolicy
 from certunlearn.certify.rounding import DeclaredErrorModel
@@ -251,8 +251,8 @@ def test_unreachable_budget_is_refused_and_raises(problems, dtype):
                           fallback_start=theta_s, unit_roundoff=2.0**-53)
     ledger = Ledger(LedgerPolicy(epsilon=10.0, delta=1e-3))
     far = logreg_with(torch.zeros(obj.dim, dtype=torch.float64), 3, 3, dtype)
-    un = GradientAscent(far, X.to(dtype), y, weight_decay=lam, feature_norm_bound=clip, refine=opts,
-                        sensitivity_budget=budget, ledger=ledger, steps=1, lr=1e-3)
+    un = GradientAscent(far, weight_decay=lam, feature_norm_bound=clip, refine=opts,
+                        sensitivity_budget=budget, ledger=ledger, steps=1, lr=1e-3).fit(X.to(dtype), y)
     with pytest.raises(RefinementRefused):
         un.forget(DELETED, epsilon=EPS, delta=DELTA, generator=gen(0))
     assert un.deleted_ids == () and ledger.events == ()
@@ -566,11 +566,11 @@ def test_refine_on_an_mlp_is_a_config_error():
     with pytest.raises(ConfigError, match="certificate='refine' is not available"):
         HFOCU(MLP(3, 3, hidden=(4,), generator=gen(0)), cfg, certificate="refine").fit(X, y)
     with pytest.raises(ConfigError, match="certificate='refine' is not available"):
-        NewtonStep(MLP(3, 3, hidden=(4,), generator=gen(0)), X, y, weight_decay=0.05, certificate="refine")
+        NewtonStep(MLP(3, 3, hidden=(4,), generator=gen(0)), weight_decay=0.05, certificate="refine").fit(X, y)
     with pytest.raises(ConfigError, match="weight_decay > 0"):
-        NewtonStep(LogisticRegression(3, 3), X, y, weight_decay=0.0, certificate="refine")
+        NewtonStep(LogisticRegression(3, 3), weight_decay=0.0, certificate="refine").fit(X, y)
     # without asking, an MLP falls back to the worst-case certificate
-    assert NewtonStep(MLP(3, 3, hidden=(4,), generator=gen(0)), X, y, weight_decay=0.05).certificate_ == "worst-case"
+    assert NewtonStep(MLP(3, 3, hidden=(4,), generator=gen(0)), weight_decay=0.05).fit(X, y).certificate_ == "worst-case"
 
 
 def test_no_public_budget_is_uncertified_until_a_budget_is_given():
@@ -591,7 +591,7 @@ def test_no_public_budget_is_uncertified_until_a_budget_is_given():
     res = hf2.forget([3, 4, 5], epsilon=EPS, delta=DELTA, generator=gen(2))
     assert res.certified and res.sensitivity == 5e-4
     # post-hoc: the same rule
-    un = NewtonStep(LogisticRegression(3, 3), X, y, weight_decay=0.05)
+    un = NewtonStep(LogisticRegression(3, 3), weight_decay=0.05).fit(X, y)
     res = un.forget([3], epsilon=EPS, delta=DELTA, generator=gen(0))
     assert not res.certified and any("no public sensitivity budget" in r for r in res.reasons)
     res = un.forget([4], epsilon=EPS, delta=DELTA, generator=gen(0), sensitivity_budget=1e-3)
@@ -623,7 +623,7 @@ def test_posthoc_methods_certify_by_refinement(problems, tag, cls, kwargs, dtype
     Xd = X.to(dtype)
     ids = [2, 9, 30, 31, 77]
     common = dict(weight_decay=lam, feature_norm_bound=clip, **kwargs)
-    un = cls(logreg_with(theta_s, 3, 3, dtype), Xd, y, **common)
+    un = cls(logreg_with(theta_s, 3, 3, dtype), **common).fit(Xd, y)
     assert un.certificate_ == "refine"
     res = un.forget(ids, epsilon=EPS, delta=DELTA, generator=gen(7))
     assert res.certified and res.reference == "erm" and res.certificate == "refine", res.reasons
@@ -638,7 +638,7 @@ def test_posthoc_methods_certify_by_refinement(problems, tag, cls, kwargs, dtype
     # the method alone (worst-case certificate, no noise, the same generator for its minibatches);
     # without the public feature bound, so that CureNewton takes its solver's steps, as under refine
     # (its worst-case certificate replaces them by Cholesky steps)
-    alone = cls(logreg_with(theta_s, 3, 3, dtype), Xd, y, certificate="worst-case", weight_decay=lam, **kwargs)
+    alone = cls(logreg_with(theta_s, 3, 3, dtype), certificate="worst-case", weight_decay=lam, **kwargs).fit(Xd, y)
     out = flat(alone.forget(ids, generator=gen(7)).params_noiseless)
     want = float((theta - out).norm())
     assert res.extras["method_output_distance"] == pytest.approx(want, rel=1e-6, abs=1e-12)
@@ -648,7 +648,7 @@ def test_posthoc_methods_certify_by_refinement(problems, tag, cls, kwargs, dtype
 
 def test_posthoc_second_request_is_calibrated_to_the_union(problems):
     X, y, lam, clip, theta_s = problems[2]
-    un = CureNewton(logreg_with(theta_s, 3, 3), X, y, weight_decay=lam, feature_norm_bound=clip)
+    un = CureNewton(logreg_with(theta_s, 3, 3), weight_decay=lam, feature_norm_bound=clip).fit(X, y)
     un.forget([4, 5], epsilon=EPS, delta=DELTA, generator=gen(0))
     res = un.forget([60, 61, 62], epsilon=EPS, delta=DELTA, generator=gen(1))
     assert res.certified and res.cumulative_ids == (4, 5, 60, 61, 62)
@@ -691,7 +691,7 @@ def test_declared_ridge_model_certifies_against_the_closed_form(tag, cls, kwargs
         model.weight.copy_(theta_s[:p].view(1, p))
         model.bias.copy_(theta_s[p:])
     a = ridge_assumptions(lam)
-    un = cls(model, X, y, loss="mse", weight_decay=lam, assumptions=a, **kwargs)
+    un = cls(model, loss="mse", weight_decay=lam, assumptions=a, **kwargs).fit(X, y)
     assert un.certificate_ == "refine"
     ids = [3, 7, 11, 20]
     res = un.forget(ids, epsilon=EPS, delta=DELTA, generator=gen(0))
