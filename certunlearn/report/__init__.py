@@ -1,7 +1,12 @@
 """Compliance reports: results → JSON (versioned schema) → HTML / Markdown, judged against a policy.
 
 * :mod:`certunlearn.report.build` — :func:`build_report` assembles the report dict (ids only as a
-  digest, floats sanitised, verdict, limitations, glossary, ``report_digest``).
+  digest, floats sanitised, verdict, limitations, glossary, ``report_digest``) from the sections
+  of :mod:`~certunlearn.report.provenance`, :mod:`~certunlearn.report.utility` and
+  :mod:`~certunlearn.report.privacy`.
+* :mod:`certunlearn.report.entries` — the report-entry shapes audit results hand to the builder:
+  :class:`AttackEntry`, :class:`AttackSection`, :class:`BoundEntry` (``report_entry()`` /
+  ``report_section()`` on the audit results return them).
 * :mod:`certunlearn.report.schema` — the JSON Schema shipped in ``schemas/<version>/``, a small
   validator for it, :func:`validate_report` and :func:`report_digest`.
 * :mod:`certunlearn.report.policy` — :class:`Policy` (TOML, unknown keys rejected) and
@@ -27,10 +32,17 @@ Example:
 from certunlearn.report.build import (
     GLOSSARY,
     LIMITATIONS,
-    array_digest,
     build_report,
-    config_digest,
     sanitise,
+)
+from certunlearn.report.entries import (
+    AttackEntry,
+    AttackSection,
+    BoundEntry,
+    OperatingPointEntry,
+    ReferenceEntry,
+    score_histogram,
+    thin_roc,
 )
 from certunlearn.report.policy import RULES, Policy, Reason, Verdict, verdict
 from certunlearn.report.render import render_html, render_markdown
@@ -47,18 +59,23 @@ __all__ = [
     "LIMITATIONS",
     "RULES",
     "SCHEMA_VERSION",
+    "AttackEntry",
+    "AttackSection",
+    "BoundEntry",
+    "OperatingPointEntry",
     "Policy",
     "Reason",
+    "ReferenceEntry",
     "ReportValidationError",
     "Verdict",
-    "array_digest",
     "build_report",
-    "config_digest",
     "load_schema",
     "render_html",
     "render_markdown",
     "report_digest",
     "sanitise",
+    "score_histogram",
+    "thin_roc",
     "validate_report",
     "verdict",
 ]

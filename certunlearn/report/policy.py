@@ -1,8 +1,9 @@
-r"""The compliance policy a report is judged against, and the verdict rules (REFERENCE §5.8).
+r"""The compliance policy a report is judged against, and the verdict rules (docs/report.md).
 
 A :class:`Policy` is a frozen, validated dataclass, loaded from TOML with :meth:`Policy.from_toml`
-(``tomllib``; unknown keys are rejected with the key named). :func:`verdict` applies explicit rules
-to a report dict (the JSON, not Python objects, so anyone can re-judge a stored report):
+(``tomllib``; unknown keys are rejected with the key named). :func:`verdict` runs every rule of the
+registry (:mod:`certunlearn.report.rules`) on a report dict (the JSON, not Python objects, so anyone
+can re-judge a stored report) and folds their findings. The built-in rules, in order:
 
 **FAIL** — evidence of non-compliance:
 
@@ -12,10 +13,9 @@ to a report dict (the JSON, not Python objects, so anyone can re-judge a stored 
 * ``attack-above-reference``: a membership attack on the forget set (MIA-L: forget set vs held-out
   on the released model; MIA-U: deleted vs never-trained records, original vs unlearned outputs) has
   an AUC significantly above the same attack on the retrained reference plus the policy's tolerated
-  excess: one-sided test of ``AUC − AUC_ref > excess`` with Hanley–McNeil standard errors (the two
-  AUCs treated as independent, which over-states the variance when they are positively correlated:
-  conservative), Benjamini–Hochberg-adjusted over every attack that has a reference, adjusted
-  ``p < alpha``.
+  excess (:func:`compare_with_reference`: one-sided test with Hanley–McNeil standard errors, the two
+  AUCs treated as independent, which is conservative; Benjamini–Hochberg over every attack with a
+  reference; adjusted ``p < alpha``).
 
 **INVESTIGATE** — something a person must look at:
 
@@ -26,9 +26,11 @@ to a report dict (the JSON, not Python objects, so anyone can re-judge a stored 
   ``require_certified``.
 * ``epsilon-above-policy`` / ``delta-above-policy``: the certificate is weaker than the policy allows.
 * ``deletions-above-policy``: cumulative deletions exceed ``max_cumulative_deletions`` (retrain).
+* ``reproducible-noise``: the release noise came from a seeded generator (not private).
 
 **PASS** otherwise. Every triggered rule is listed with its reason; facts that limit what the audit
-can show (no reference, claimed ε above the audit's cap) are listed as notes.
+can show (no reference, claimed ε above the audit's cap) are listed as notes. Custom rules are added
+with :func:`~certunlearn.report.rules.register_rule`.
 
 Example:
     >>> policy = Policy.from_toml('max_epsilon = 2.0\nalpha = 0.01')
@@ -45,12 +47,21 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from certunlearn.errors import ConfigError, InputError
+from certunlearn.report.rules import (
+    RULE_REGISTRY,
+    RULES,
+    STATUSES,
+    Finding,
+    RuleCheck,
+    register_rule,
+)
+from certunlearn.report.stats import benjamini_hochberg, hanley_mcneil_se
 from certunlearn.validation import (
     check_int,
     check_nonnegative,
@@ -63,6 +74,7 @@ __all__ = [
     "RULES",
     "RULES_VERSION",
     "STATUSES",
+    "Evidence",
     "Policy",
     "Reason",
     "Verdict",
@@ -73,24 +85,8 @@ __all__ = [
     "verdict",
 ]
 
-STATUSES = ("PASS", "INVESTIGATE", "FAIL")
-"""Verdict statuses, mildest first."""
-
-RULES_VERSION = 1
+RULES_VERSION = 2  # 2 adds reproducible-noise (report schema 3)
 """Version of the rule set below (recorded in every verdict)."""
-
-RULES: Mapping[str, str] = {
-    "epsilon-contradicted": "FAIL",
-    "attack-above-reference": "FAIL",
-    "auc-ci-excludes-reference": "INVESTIGATE",
-    "test-accuracy-ratio": "INVESTIGATE",
-    "retain-accuracy-ratio": "INVESTIGATE",
-    "uncertified": "INVESTIGATE",
-    "epsilon-above-policy": "INVESTIGATE",
-    "delta-above-policy": "INVESTIGATE",
-    "deletions-above-policy": "INVESTIGATE",
-}
-"""Rule id → the status it triggers."""
 
 ATTACK_SECTIONS = ("mia_l", "mia_u")
 
@@ -105,7 +101,7 @@ class Policy:
         max_delta: Largest certified δ the policy accepts, in (0, 1).
         alpha: Significance level of the attack-vs-reference tests (after Benjamini–Hochberg).
         max_mia_l_auc_excess: Tolerated MIA-L AUC excess over the retrained reference, in [0, 0.5]
-            (0: any significant excess fails, REFERENCE §5.8).
+            (0: any significant excess fails; docs/report.md, "Policy keys and defaults").
         max_mia_u_auc_excess: Tolerated MIA-U AUC excess over the retrained reference, in [0, 0.5].
         min_test_accuracy_ratio: Smallest released / retrained test accuracy (TA_U / TA_R), >= 0.
         min_retain_accuracy_ratio: Smallest released / retrained retain accuracy (RA_U / RA_R), >= 0.
@@ -226,7 +222,7 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """One triggered rule: its id (:data:`RULES`), the status it triggers, and a sentence.
+    """One triggered rule: its id (:data:`~certunlearn.report.rules.RULES`), the status it triggers, and a sentence.
 
     Example:
         >>> Reason("uncertified", "INVESTIGATE", "no bound applies").rule
@@ -252,7 +248,7 @@ class Verdict:
 
     Example:
         >>> Verdict("PASS").as_dict()
-        {'status': 'PASS', 'reasons': [], 'notes': [], 'rules_version': 1}
+        {'status': 'PASS', 'reasons': [], 'notes': [], 'rules_version': 2}
     """
 
     status: str
@@ -294,58 +290,6 @@ class Verdict:
 # ---------------------------------------------------------------------------------------------
 # Statistics
 # ---------------------------------------------------------------------------------------------
-
-
-def hanley_mcneil_se(*, auc: float, n_members: int, n_non_members: int) -> float:
-    """Standard error of an empirical AUC (Hanley & McNeil, Radiology 1982).
-
-    ``SE² = [A(1−A) + (n₁−1)(Q₁−A²) + (n₀−1)(Q₂−A²)] / (n₁n₀)`` with ``Q₁ = A/(2−A)`` and
-    ``Q₂ = 2A²/(1+A)``.
-
-    Args:
-        auc: The AUC, in [0, 1].
-        n_members: Number of members (positives), >= 1.
-        n_non_members: Number of non-members (negatives), >= 1.
-
-    Returns:
-        The standard error.
-
-    Example:
-        >>> round(hanley_mcneil_se(auc=0.5, n_members=100, n_non_members=100), 4)
-        0.0409
-    """
-    a = check_real("auc", auc)
-    if not 0.0 <= a <= 1.0:
-        raise ConfigError(f"auc must be in [0, 1], got {auc!r}")
-    n1 = check_int("n_members", n_members, minimum=1)
-    n0 = check_int("n_non_members", n_non_members, minimum=1)
-    q1, q2 = a / (2.0 - a), 2.0 * a * a / (1.0 + a)
-    variance = (a * (1.0 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0)
-    return math.sqrt(max(variance, 0.0))
-
-
-def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
-    """Benjamini–Hochberg adjusted p-values (step-up, capped at 1), in the input order.
-
-    Args:
-        p_values: Raw p-values of the tests in one family.
-
-    Returns:
-        Adjusted p-values; reject where adjusted p < α (controls the false-discovery rate at α).
-
-    Example:
-        >>> benjamini_hochberg([0.01, 0.04, 0.03])
-        [0.03, 0.04, 0.04]
-    """
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [1.0] * m
-    running = 1.0
-    for rank in range(m, 0, -1):
-        index = order[rank - 1]
-        running = min(running, p_values[index] * m / rank)
-        adjusted[index] = min(1.0, running)
-    return [round(p, 15) for p in adjusted]
 
 
 def _num(value: object) -> float | None:
@@ -435,8 +379,44 @@ def compare_with_reference(report: Mapping[str, Any], policy: Policy) -> dict[tu
 
 
 # ---------------------------------------------------------------------------------------------
-# The verdict
+# The rules: a registry of checks, each reading the evidence and returning findings
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the rules read: the report dict and the facts several rules share, gathered once.
+
+    Attributes:
+        report: The report dict (its evidence sections; a recorded verdict is never read).
+        certificate: The report's ``certificate`` section (empty when absent).
+        claimed_epsilon: The certificate's ε, or None when absent or not a finite number.
+        claimed_delta: The certificate's δ, or None.
+        comparisons: :func:`compare_with_reference` of the report under the policy.
+
+    Example:
+        >>> e = Evidence.gather({"certificate": {"epsilon": 1.0}}, Policy())
+        >>> e.claimed_epsilon, e.claimed_delta, e.comparisons
+        (1.0, None, {})
+    """
+
+    report: Mapping[str, Any]
+    certificate: Mapping[str, Any]
+    claimed_epsilon: float | None
+    claimed_delta: float | None
+    comparisons: Mapping[tuple[str, int], Mapping[str, Any]]
+
+    @classmethod
+    def gather(cls, report: Mapping[str, Any], policy: Policy) -> Evidence:
+        """Read the shared facts of ``report`` (the attack comparisons use ``policy``'s thresholds).
+
+        Example:
+            >>> Evidence.gather({}, Policy()).certificate
+            {}
+        """
+        cert = report.get("certificate") or {}
+        return cls(report=report, certificate=cert, claimed_epsilon=_num(cert.get("epsilon")),
+                   claimed_delta=_num(cert.get("delta")), comparisons=compare_with_reference(report, policy))
 
 
 def _fmt(x: float) -> str:
@@ -453,8 +433,194 @@ def format_pvalue(p: float) -> str:
     return "< 1e-6" if p < 1e-6 else f"{p:.3g}"
 
 
+def _hit(rule: str, message: str) -> Finding:
+    return Finding(rule, RULES[rule], message)
+
+
+def _note(rule: str, message: str) -> Finding:
+    return Finding(rule, "PASS", message)
+
+
+def _builtin(name: str, status: str) -> Callable[[RuleCheck], RuleCheck]:
+    """Register the decorated check as a built-in rule (definition order = the verdict's rule order)."""
+
+    def add(check: RuleCheck) -> RuleCheck:
+        register_rule(name, status, check)
+        return check
+
+    return add
+
+
+@_builtin("epsilon-contradicted", "FAIL")
+def _epsilon_contradicted(evidence: Evidence, policy: Policy) -> list[Finding]:
+    """FAIL: an empirical ε lower bound (at a δ no smaller than the certificate's) exceeds the claim."""
+    rule, found = "epsilon-contradicted", []
+    claimed_eps, claimed_delta = evidence.claimed_epsilon, evidence.claimed_delta
+    for bound in (evidence.report.get("empirical_privacy") or {}).get("bounds") or []:
+        lb, cap, b_delta = _num(bound.get("epsilon_lb")), _num(bound.get("cap")), _num(bound.get("delta"))
+        source = bound.get("source", "audit")
+        if lb is None:
+            continue
+        if claimed_eps is None:
+            found.append(_note(rule, f"{source}: epsilon lower bound {_fmt(lb)} has no claimed epsilon to "
+                                     "compare with"))
+            continue
+        if b_delta is not None and claimed_delta is not None and b_delta < claimed_delta:
+            found.append(_note(rule, f"{source}: the bound is computed at delta={b_delta:g}, below the certificate's "
+                                     f"delta={claimed_delta:g}, so it cannot refute the certificate"))
+            continue
+        if lb > claimed_eps:
+            found.append(_hit(rule, f"{source}: empirical epsilon lower bound {_fmt(lb)} exceeds the claimed "
+                                    f"epsilon {_fmt(claimed_eps)}: the certificate is contradicted"))
+        elif cap is not None and cap <= claimed_eps:
+            found.append(_note(rule, f"{source}: this audit could show at most epsilon={_fmt(cap)} (its cap), which "
+                                     f"is not above the claimed {_fmt(claimed_eps)}: it cannot refute the claim"))
+    return found
+
+
+def _attack_sections(evidence: Evidence) -> Iterator[tuple[str, str, Sequence[Mapping[str, Any]]]]:
+    """(section, label, attacks) of every attack section the report has."""
+    for section in ATTACK_SECTIONS:
+        block = evidence.report.get(section)
+        if isinstance(block, Mapping):
+            yield section, "MIA-L" if section == "mia_l" else "MIA-U", block.get("attacks") or []
+
+
+@_builtin("attack-above-reference", "FAIL")
+def _attack_above_reference(evidence: Evidence, policy: Policy) -> list[Finding]:
+    """FAIL: an attack's AUC is significantly above the retrained reference's plus the tolerated excess.
+
+    The notes on what a comparison lacked (no reference, no sample sizes, no AUC interval) are listed
+    here, attack by attack, for both attack rules.
+    """
+    rule, found = "attack-above-reference", []
+    for section, label, attacks in _attack_sections(evidence):
+        if attacks and not any((section, i) in evidence.comparisons for i in range(len(attacks))):
+            found.append(_note(rule, f"{label}: no retrained reference, so the attacks were not compared with one"))
+        for index, attack in enumerate(attacks):
+            c = evidence.comparisons.get((section, index))
+            if c is None:
+                continue
+            name = attack.get("name", str(index))
+            auc, ref = float(attack["auc"]), float(attack["reference"]["auc"])
+            if c["significant"]:
+                excess = f" + tolerated excess {_fmt(c['tolerated_excess'])}" if c["tolerated_excess"] else ""
+                p_text = format_pvalue(c["p_value_adjusted"])
+                p_text = p_text if p_text.startswith("<") else f"= {p_text}"
+                found.append(_hit(rule, f"{label} {name}: AUC {_fmt(auc)} is significantly above the retrained "
+                                        f"reference AUC {_fmt(ref)}{excess} (Benjamini-Hochberg-adjusted one-sided "
+                                        f"p {p_text} < alpha = {policy.alpha:g})"))
+            elif c["p_value"] is None:
+                found.append(_note(rule, f"{label} {name}: sample sizes missing, no significance test against the "
+                                         "reference"))
+            if c["ci_excludes_reference"] is None:
+                found.append(_note(rule, f"{label} {name}: no AUC interval, so it was not compared with the "
+                                         "reference AUC"))
+    return found
+
+
+@_builtin("auc-ci-excludes-reference", "INVESTIGATE")
+def _auc_ci_excludes_reference(evidence: Evidence, policy: Policy) -> list[Finding]:
+    """INVESTIGATE: an attack's AUC interval excludes the reference AUC, in either direction."""
+    rule, found = "auc-ci-excludes-reference", []
+    for section, label, attacks in _attack_sections(evidence):
+        for index, attack in enumerate(attacks):
+            c = evidence.comparisons.get((section, index))
+            if c is None or not c["ci_excludes_reference"]:
+                continue
+            name, ref = attack.get("name", str(index)), float(attack["reference"]["auc"])
+            lo, hi = attack["auc_ci"]
+            side = "above" if ref < lo else "below"
+            what = ("the attack does better on the released model than on the retrained one" if side == "above"
+                    else "the released model looks less like a member than a retrained one would "
+                         "(over-unlearning, itself detectable)")
+            found.append(_hit(rule, f"{label} {name}: AUC interval [{_fmt(lo)}, {_fmt(hi)}] lies {side} the "
+                                    f"retrained reference AUC {_fmt(ref)}: {what}"))
+    return found
+
+
+def _utility_rule(rule: str, key: str, minimum: Callable[[Policy], float]) -> RuleCheck:
+    """INVESTIGATE: the released / retrained accuracy ratio ``key`` is below the policy's minimum."""
+
+    def check(evidence: Evidence, policy: Policy) -> list[Finding]:
+        ratio = _num(((evidence.report.get("utility") or {}).get("ratios") or {}).get(key))
+        if ratio is None:
+            return [_note(rule, f"utility: {key} not available (no retrained reference), not checked")]
+        if ratio < minimum(policy):
+            return [_hit(rule, f"utility: {key.replace('_', ' ')} {_fmt(ratio)} is below the policy minimum "
+                               f"{_fmt(minimum(policy))}")]
+        return []
+
+    return check
+
+
+register_rule("test-accuracy-ratio", "INVESTIGATE",
+              _utility_rule("test-accuracy-ratio", "test_accuracy_ratio", lambda p: p.min_test_accuracy_ratio))
+register_rule("retain-accuracy-ratio", "INVESTIGATE",
+              _utility_rule("retain-accuracy-ratio", "retain_accuracy_ratio", lambda p: p.min_retain_accuracy_ratio))
+
+
+@_builtin("uncertified", "INVESTIGATE")
+def _uncertified(evidence: Evidence, policy: Policy) -> list[Finding]:
+    """INVESTIGATE: the release carries no certificate (a note when the policy does not require one)."""
+    status = evidence.certificate.get("status")
+    if status == "certified":
+        return []
+    message = f"certificate: the release is {status or 'not certified'}"
+    why = [str(r) for r in evidence.certificate.get("reasons") or []]
+    if why:
+        message += " (" + "; ".join(why[:3]) + ")"
+    if policy.require_certified:
+        return [_hit("uncertified", message)]
+    return [_note("uncertified", message + "; the policy does not require certification")]
+
+
+@_builtin("epsilon-above-policy", "INVESTIGATE")
+def _epsilon_above_policy(evidence: Evidence, policy: Policy) -> list[Finding]:
+    """INVESTIGATE: the certified ε is above the policy's ``max_epsilon``."""
+    eps = evidence.claimed_epsilon
+    if eps is None or eps <= policy.max_epsilon:
+        return []
+    return [_hit("epsilon-above-policy", f"certificate: epsilon {_fmt(eps)} is above the policy's "
+                                         f"max_epsilon {_fmt(policy.max_epsilon)}")]
+
+
+@_builtin("delta-above-policy", "INVESTIGATE")
+def _delta_above_policy(evidence: Evidence, policy: Policy) -> list[Finding]:
+    """INVESTIGATE: the certified δ is above the policy's ``max_delta``."""
+    delta = evidence.claimed_delta
+    if delta is None or delta <= policy.max_delta:
+        return []
+    return [_hit("delta-above-policy", f"certificate: delta {delta:g} is above the policy's "
+                                       f"max_delta {policy.max_delta:g}")]
+
+
+@_builtin("deletions-above-policy", "INVESTIGATE")
+def _deletions_above_policy(evidence: Evidence, policy: Policy) -> list[Finding]:
+    """INVESTIGATE: cumulative deletions exceed ``max_cumulative_deletions`` (the model must be retrained)."""
+    deletions, limit = evidence.certificate.get("cumulative_deletions"), policy.max_cumulative_deletions
+    if limit is None or not isinstance(deletions, int) or deletions <= limit:
+        return []
+    return [_hit("deletions-above-policy", f"certificate: {deletions} cumulative deletions exceed the policy's "
+                                           f"max_cumulative_deletions {limit}: retrain")]
+
+
+@_builtin("reproducible-noise", "INVESTIGATE")
+def _reproducible_noise(evidence: Evidence, policy: Policy) -> list[Finding]:
+    """INVESTIGATE: seeded release noise can be regenerated and subtracted (never PASS)."""
+    if evidence.certificate.get("noise_source") != "seeded":
+        return []
+    return [_hit("reproducible-noise", "reproducible noise: not private (the release noise came from a seeded "
+                 "generator; whoever has the seed can remove it)")]
+
+
+
 def verdict(report: Mapping[str, Any], policy: Policy) -> Verdict:
-    """Judge a report dict against ``policy`` with the rules in this module's docstring.
+    """Judge a report dict against ``policy``: run every registered rule and fold its findings.
+
+    Runs the built-in rules of this module's docstring, in order, then any added with
+    :func:`~certunlearn.report.rules.register_rule`. Triggered findings become reasons, in rule
+    order; ``PASS`` findings become notes; the status is the worst triggered rule's (else PASS).
 
     Args:
         report: A report as built by :func:`~certunlearn.report.build.build_report` (or read from
@@ -474,111 +640,14 @@ def verdict(report: Mapping[str, Any], policy: Policy) -> Verdict:
     """
     if not isinstance(policy, Policy):
         raise ConfigError(f"policy must be a Policy, got {type(policy).__name__}")
+    evidence = Evidence.gather(report, policy)
     reasons: list[Reason] = []
     notes: list[str] = []
-
-    def add(rule: str, message: str) -> None:
-        reasons.append(Reason(rule, RULES[rule], message))
-
-    cert = report.get("certificate") or {}
-    claimed_eps, claimed_delta = _num(cert.get("epsilon")), _num(cert.get("delta"))
-    status = cert.get("status")
-
-    # FAIL 1: an empirical lower bound contradicts the claimed epsilon.
-    bounds = (report.get("empirical_privacy") or {}).get("bounds") or []
-    for bound in bounds:
-        lb, cap, b_delta = _num(bound.get("epsilon_lb")), _num(bound.get("cap")), _num(bound.get("delta"))
-        source = bound.get("source", "audit")
-        if lb is None:
-            continue
-        if claimed_eps is None:
-            notes.append(f"{source}: epsilon lower bound {_fmt(lb)} has no claimed epsilon to compare with")
-            continue
-        if b_delta is not None and claimed_delta is not None and b_delta < claimed_delta:
-            notes.append(f"{source}: the bound is computed at delta={b_delta:g}, below the certificate's "
-                         f"delta={claimed_delta:g}, so it cannot refute the certificate")
-            continue
-        if lb > claimed_eps:
-            add("epsilon-contradicted",
-                f"{source}: empirical epsilon lower bound {_fmt(lb)} exceeds the claimed epsilon "
-                f"{_fmt(claimed_eps)}: the certificate is contradicted")
-        elif cap is not None and cap <= claimed_eps:
-            notes.append(f"{source}: this audit could show at most epsilon={_fmt(cap)} (its cap), which is "
-                         f"not above the claimed {_fmt(claimed_eps)}: it cannot refute the claim")
-
-    # FAIL 2 and INVESTIGATE 1: attacks against the retrained reference.
-    comparisons = compare_with_reference(report, policy)
-    for section in ATTACK_SECTIONS:
-        block = report.get(section)
-        if not isinstance(block, Mapping):
-            continue
-        attacks = block.get("attacks") or []
-        label = "MIA-L" if section == "mia_l" else "MIA-U"
-        if attacks and not any((section, i) in comparisons for i in range(len(attacks))):
-            notes.append(f"{label}: no retrained reference, so the attacks were not compared with one")
-        for index, attack in enumerate(attacks):
-            c = comparisons.get((section, index))
-            if c is None:
-                continue
-            name = attack.get("name", str(index))
-            auc, ref = float(attack["auc"]), float(attack["reference"]["auc"])
-            if c["significant"]:
-                excess = f" + tolerated excess {_fmt(c['tolerated_excess'])}" if c["tolerated_excess"] else ""
-                p_adj = c["p_value_adjusted"]
-                p_text = format_pvalue(p_adj)
-                p_text = p_text if p_text.startswith("<") else f"= {p_text}"
-                add("attack-above-reference",
-                    f"{label} {name}: AUC {_fmt(auc)} is significantly above the retrained reference AUC "
-                    f"{_fmt(ref)}{excess} (Benjamini-Hochberg-adjusted one-sided p {p_text} < alpha = {policy.alpha:g})")
-            elif c["p_value"] is None:
-                notes.append(f"{label} {name}: sample sizes missing, no significance test against the reference")
-            if c["ci_excludes_reference"]:
-                lo, hi = attack["auc_ci"]
-                side = "above" if ref < lo else "below"
-                what = ("the attack does better on the released model than on the retrained one" if side == "above"
-                        else "the released model looks less like a member than a retrained one would "
-                             "(over-unlearning, itself detectable)")
-                add("auc-ci-excludes-reference",
-                    f"{label} {name}: AUC interval [{_fmt(lo)}, {_fmt(hi)}] lies {side} the retrained "
-                    f"reference AUC {_fmt(ref)}: {what}")
-            elif c["ci_excludes_reference"] is None:
-                notes.append(f"{label} {name}: no AUC interval, so it was not compared with the reference AUC")
-
-    # INVESTIGATE 2: utility.
-    ratios = (report.get("utility") or {}).get("ratios") or {}
-    for key, rule, minimum in (
-        ("test_accuracy_ratio", "test-accuracy-ratio", policy.min_test_accuracy_ratio),
-        ("retain_accuracy_ratio", "retain-accuracy-ratio", policy.min_retain_accuracy_ratio),
-    ):
-        ratio = _num(ratios.get(key))
-        if ratio is None:
-            notes.append(f"utility: {key} not available (no retrained reference), not checked")
-        elif ratio < minimum:
-            add(rule, f"utility: {key.replace('_', ' ')} {_fmt(ratio)} is below the policy minimum {_fmt(minimum)}")
-
-    # INVESTIGATE 3-5: the certificate against the policy.
-    if status != "certified":
-        message = f"certificate: the release is {status or 'not certified'}"
-        why = [str(r) for r in cert.get("reasons") or []]
-        if why:
-            message += " (" + "; ".join(why[:3]) + ")"
-        if policy.require_certified:
-            add("uncertified", message)
-        else:
-            notes.append(message + "; the policy does not require certification")
-    if claimed_eps is not None and claimed_eps > policy.max_epsilon:
-        add("epsilon-above-policy", f"certificate: epsilon {_fmt(claimed_eps)} is above the policy's "
-                                    f"max_epsilon {_fmt(policy.max_epsilon)}")
-    if claimed_delta is not None and claimed_delta > policy.max_delta:
-        add("delta-above-policy", f"certificate: delta {claimed_delta:g} is above the policy's "
-                                  f"max_delta {policy.max_delta:g}")
-    deletions = cert.get("cumulative_deletions")
-    if (policy.max_cumulative_deletions is not None and isinstance(deletions, int)
-            and deletions > policy.max_cumulative_deletions):
-        add("deletions-above-policy", f"certificate: {deletions} cumulative deletions exceed the policy's "
-                                      f"max_cumulative_deletions {policy.max_cumulative_deletions}: retrain")
-
+    for rule in tuple(RULE_REGISTRY.values()):
+        for finding in rule.findings(evidence, policy):
+            if finding.status == "PASS":
+                notes.append(finding.message)
+            else:
+                reasons.append(Reason(finding.rule, finding.status, finding.message))
     worst = max((STATUSES.index(r.status) for r in reasons), default=0)
-    order = list(RULES)
-    reasons.sort(key=lambda r: order.index(r.rule))
     return Verdict(STATUSES[worst], tuple(reasons), tuple(notes))

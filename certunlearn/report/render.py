@@ -14,7 +14,7 @@
 Both validate the report first (:func:`~certunlearn.report.schema.validate_report`).
 
 Example:
-    >>> from certunlearn.report.build import example_report
+    >>> from certunlearn.audit.report_example import example_report
     >>> html = render_html(example_report())
     >>> html.startswith("<!DOCTYPE html>") and "<script" not in html
     True
@@ -307,7 +307,7 @@ def render_html(report: Mapping[str, Any], *, validate: bool = True) -> str:
         ReportValidationError: The report is not valid.
 
     Example:
-        >>> from certunlearn.report.build import example_report
+        >>> from certunlearn.audit.report_example import example_report
         >>> "PASS" in render_html(example_report())
         True
     """
@@ -330,7 +330,7 @@ def render_markdown(report: Mapping[str, Any], *, validate: bool = True) -> str:
         The Markdown text.
 
     Example:
-        >>> from certunlearn.report.build import example_report
+        >>> from certunlearn.audit.report_example import example_report
         >>> render_markdown(example_report()).splitlines()[0]
         '# Unlearning compliance report: request demo-request-001'
     """

@@ -7,8 +7,8 @@ wheel), and the renderers only ever read validated dicts.
 **Validator.** The schema is standard JSON Schema (draft 2020-12) restricted to a small set of
 keywords (:data:`SUPPORTED_KEYWORDS`); :func:`iter_errors` implements exactly that set, and
 :func:`check_schema` refuses a schema that uses anything else, so no rule can be silently ignored.
-No third-party validator is needed at run time (``jsonschema`` agrees with it; the tests check that
-where it is installed).
+No third-party validator is needed at run time; ``jsonschema`` (in the ``test`` extra) cross-checks
+it in the tests.
 
 **Digest.** ``report_digest`` is the SHA-256 of the report's canonical JSON without the
 ``report_digest`` key: UTF-8, keys sorted, separators ``","`` and ``":"``, no NaN or infinity
@@ -17,8 +17,8 @@ where it is installed).
 Example:
     >>> schema = load_schema()
     >>> schema["properties"]["schema_version"]["const"]
-    2
-    >>> first_error({"schema_version": 2}, schema)
+    3
+    >>> first_error({"schema_version": 3}, schema)
     "$: missing required key 'kind'"
 """
 
@@ -33,7 +33,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from certunlearn.errors import InputError
+from certunlearn import digest
+from certunlearn.errors import ConfigError, InputError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -50,11 +51,11 @@ __all__ = [
     "validate_report",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the schema :func:`~certunlearn.report.build.build_report` writes (2: the certificate
 gains its reference, kind, public budget, measured bound and refinement; docs/report.md)."""
 
-SUPPORTED_VERSIONS = (1, 2)
+SUPPORTED_VERSIONS = (1, 2, 3)
 """Schema versions this release can validate and render."""
 
 SUPPORTED_KEYWORDS = frozenset({
@@ -336,10 +337,9 @@ def canonical_json(report: Mapping[str, Any]) -> bytes:
     """
     body = {key: value for key, value in report.items() if key != "report_digest"}
     try:
-        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ReportValidationError(f"$: not canonical JSON ({exc})") from None
-    return text.encode("utf-8")
+        return digest.canonical_json(body)
+    except ConfigError as exc:
+        raise ReportValidationError(f"$: {exc}") from None
 
 
 def report_digest(report: Mapping[str, Any]) -> str:
@@ -379,10 +379,10 @@ def validate_report(report: object, *, check_digest: bool = True, check_verdict:
         ReportValidationError: The first problem, named with its JSON path.
 
     Example:
-        >>> validate_report({"schema_version": 3})
+        >>> validate_report({"schema_version": 4})
         Traceback (most recent call last):
         ...
-        certunlearn.report.schema.ReportValidationError: $.schema_version: unsupported schema_version 3 (this release reads [1, 2])
+        certunlearn.report.schema.ReportValidationError: $.schema_version: unsupported schema_version 4 (this release reads [1, 2, 3])
     """
     if not isinstance(report, Mapping):
         raise ReportValidationError(f"$: a report must be a JSON object, got {_type_name(report)}")

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from certunlearn.audit.report_example import example_report
 from certunlearn.cli.main import app
 from certunlearn.errors import ConfigError, InputError
 from certunlearn.report import (
@@ -30,7 +31,8 @@ from certunlearn.report import (
     validate_report,
     verdict,
 )
-from certunlearn.report.build import example_report, sanitise
+from certunlearn.report.build import sanitise
+from certunlearn.report.entries import score_histogram
 from certunlearn.report.policy import RULES, benjamini_hochberg, hanley_mcneil_se
 from certunlearn.report.render import VERDICT_COLOURS, markdown_escape
 from certunlearn.report.schema import first_error, iter_errors
@@ -103,7 +105,7 @@ def test_build_validate_round_trip(example: dict[str, Any]) -> None:
     assert list(example) == ["schema_version", "kind", "request", "lineage", "certificate", "utility", "mia_l",
                              "mia_u", "empirical_privacy", "policy", "verdict", "limitations", "glossary",
                              "sanitised", "report_digest"]
-    assert example["schema_version"] == 2
+    assert example["schema_version"] == 3
     assert example["report_digest"] == report_digest(loaded)
 
 
@@ -138,8 +140,8 @@ def test_schema_rejects_a_missing_section(example: dict[str, Any]) -> None:
 
 def test_schema_rejects_a_wrong_version(example: dict[str, Any]) -> None:
     report = copy.deepcopy(example)
-    report["schema_version"] = 3
-    with pytest.raises(ReportValidationError, match=r"unsupported schema_version 3"):
+    report["schema_version"] = 4
+    with pytest.raises(ReportValidationError, match=r"unsupported schema_version 4"):
         validate_report(redigest(report))
     report["schema_version"] = 1  # a version-2 body (it has the refine fields) is not a valid version 1
     with pytest.raises(ReportValidationError, match=r"unexpected key .reference."):
@@ -182,7 +184,7 @@ def test_digest_is_stable_and_detects_changes(example: dict[str, Any]) -> None:
 def test_an_edited_verdict_is_caught_even_with_a_new_digest(failing: dict[str, Any]) -> None:
     assert failing["verdict"]["status"] == "FAIL"
     forged = copy.deepcopy(failing)
-    forged["verdict"] = {"status": "PASS", "reasons": [], "notes": [], "rules_version": 1}
+    forged["verdict"] = {"status": "PASS", "reasons": [], "notes": [], "rules_version": 2}
     with pytest.raises(ReportValidationError, match=r"^\$\.verdict: recorded PASS does not follow"):
         validate_report(redigest(forged))
 
@@ -221,7 +223,7 @@ def test_bad_inputs_name_the_key() -> None:
 
 
 def test_library_objects_are_accepted() -> None:
-    """AttackMetrics, EpsilonBound, an UnlearnResult-like summary() and a Ledger go in as they are."""
+    """AttackMetrics / EpsilonBound report entries, an UnlearnResult-like summary() and a Ledger go in."""
     from certunlearn.audit.epsilon import epsilon_lower_bound
     from certunlearn.audit.metrics import attack_metrics
     from certunlearn.certify.ledger import Ledger, LedgerEvent, LedgerPolicy
@@ -240,10 +242,10 @@ def test_library_objects_are_accepted() -> None:
 
     report = make(
         certificate={**Result().summary(), "ledger": ledger},
-        mia_l={"attacks": {"loss": {"metrics": metrics, "epsilon": epsilon_lower_bound(s_in, s_out),
-                                    "scores_in": s_in, "scores_out": s_out}},
-               "retrained": {"attacks": {"loss": {"metrics": attack_metrics(s_ref, s_out, n_bootstrap=100, rng=rng),
-                                                  "scores_in": s_ref, "scores_out": s_out}}}},
+        mia_l={"attacks": [metrics.report_entry(
+            name="loss", epsilon=epsilon_lower_bound(s_in, s_out), scores_in=s_in, scores_out=s_out,
+        ).with_reference(attack_metrics(s_ref, s_out, n_bootstrap=100, rng=rng).report_entry(
+            name="loss", scores_in=s_ref, scores_out=s_out))]},
         empirical=epsilon_lower_bound(s_in, s_out, alpha=0.05),
     )
     entry = report["mia_l"]["attacks"][0]
@@ -261,7 +263,8 @@ def test_audit_results_go_in_as_they_are() -> None:
     import torch
 
     from certunlearn.audit.mia_l import run_mia_l
-    from certunlearn.audit.mia_u import MIAUSpec, run_mia_u
+    from certunlearn.audit.mia_u import run_mia_u
+    from certunlearn.audit.mia_u_spec import MIAUSpec
     from certunlearn.train import SGDConfig
 
     rng = np.random.default_rng(0)
@@ -276,7 +279,7 @@ def test_audit_results_go_in_as_they_are() -> None:
     spec = MIAUSpec(n_shadow_originals=1, n_unlearned_per_original=4, records_per_original=20, model="logreg",
                     training=SGDConfig(epochs=3, batch_size=20, lr=0.5), attack_models=("logistic_regression",),
                     features=("l2_distance", "basic"), n_bootstrap=0)
-    report = make(mia_l={"result": mia_l(released), "retrained": mia_l(retrained)},
+    report = make(mia_l=mia_l(released).report_section(reference=mia_l(retrained)),
                   mia_u=run_mia_u(X, (X[:, 0] > 0).long(), spec=spec))
     validate_report(json.loads(json.dumps(report)))
     assert report["mia_l"]["attacks"][0]["reference"]["auc"] is not None
@@ -289,7 +292,7 @@ def test_audit_results_go_in_as_they_are() -> None:
 
 def test_demo_summary_fits(tmp_path: Path) -> None:
     """``run_demo``'s own report validates, and its certificate and accuracy dicts fit unchanged."""
-    from certunlearn.demo import DemoSpec, run_demo
+    from certunlearn.jobs.demo import DemoSpec, run_demo
 
     summary = run_demo(DemoSpec(epochs=1), audit=False)
     validate_report(summary["report"])
@@ -309,25 +312,25 @@ def test_demo_summary_fits(tmp_path: Path) -> None:
 
 def test_pass_when_nothing_triggers() -> None:
     report = make(mia_l={"attacks": [attack(0.52, ci=(0.47, 0.57), ref_auc=0.51)]},
-                  empirical={"bounds": [{"source": "gdp", "epsilon": 0.3, "cap": 5.0, "delta": 1e-5}]})
+                  empirical={"bounds": [{"source": "gdp", "epsilon_lb": 0.3, "cap": 5.0, "delta": 1e-5}]})
     assert report["verdict"]["status"] == "PASS" and rules(report) == []
 
 
 def test_fail_when_the_empirical_bound_contradicts_the_certificate() -> None:
-    report = make(empirical=[{"source": "one-run", "epsilon": 1.7, "cap": 6.0, "delta": 1e-5}])
+    report = make(empirical=[{"source": "one-run", "epsilon_lb": 1.7, "cap": 6.0, "delta": 1e-5}])
     assert report["verdict"]["status"] == "FAIL"
     assert rules(report) == ["epsilon-contradicted"]
     assert "1.7 exceeds the claimed epsilon 1" in report["verdict"]["reasons"][0]["message"]
 
 
 def test_a_bound_at_a_smaller_delta_cannot_refute() -> None:
-    report = make(empirical=[{"source": "cp", "epsilon": 1.7, "cap": 6.0, "delta": 1e-9}])
+    report = make(empirical=[{"source": "cp", "epsilon_lb": 1.7, "cap": 6.0, "delta": 1e-9}])
     assert report["verdict"]["status"] == "PASS"
     assert any("cannot refute the certificate" in n for n in report["verdict"]["notes"])
 
 
 def test_a_cap_below_the_claim_is_noted() -> None:
-    report = make(empirical=[{"source": "small", "epsilon": 0.2, "cap": 0.9, "delta": 1e-5}])
+    report = make(empirical=[{"source": "small", "epsilon_lb": 0.2, "cap": 0.9, "delta": 1e-5}])
     assert report["verdict"]["status"] == "PASS"
     assert any("cannot refute the claim" in n for n in report["verdict"]["notes"])
     assert any("could not have refuted" in item for item in report["limitations"])
@@ -550,7 +553,7 @@ def test_html_escapes_user_strings() -> None:
                   certificate={**CERTIFIED, "assumptions": [hostile]},
                   mia_l={"attacks": [{**attack(0.52, ci=(0.47, 0.57), ref_auc=0.5), "name": EVIL,
                                       "roc": {"fpr": [0, 0.5, 1], "tpr": [0, 0.6, 1]},
-                                      "scores_in": [0.1, 0.2], "scores_out": [0.0, 0.3]}]})
+                                      "score_histogram": score_histogram([0.1, 0.2], [0.0, 0.3])}]})
     html = render_html(report)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script" not in html.lower()
@@ -600,7 +603,7 @@ def test_html_without_audits_or_curve_still_renders() -> None:
 
 def test_schema_is_packaged_and_versioned() -> None:
     schema = load_schema()
-    assert schema["$id"].endswith(":2") and load_schema(1)["$id"].endswith(":1")
+    assert schema["$id"].endswith(":3") and load_schema(2)["$id"].endswith(":2") and load_schema(1)["$id"].endswith(":1")
     new = {"reference", "certificate_kind", "sensitivity_budget", "measured_bound", "refinement"}
     assert new <= set(schema["properties"]["certificate"]["required"])
     assert not new & set(load_schema(1)["properties"]["certificate"]["required"])
@@ -646,7 +649,7 @@ def test_cli_validate_exit_codes(tmp_path: Path, example: dict[str, Any]) -> Non
     good = _write(tmp_path / "report.json", example)
     result = runner.invoke(app, ["report", "validate", str(good)])
     assert result.exit_code == 0, result.output
-    assert "valid (schema_version 2, verdict PASS" in result.output
+    assert "valid (schema_version 3, verdict PASS" in result.output
 
     broken = copy.deepcopy(example)
     del broken["lineage"]
@@ -799,3 +802,45 @@ def test_version_1_report_renders() -> None:
     stored = json.loads((FIXTURES / "report_v1.json").read_text(encoding="utf-8"))
     assert "reference" not in stored["certificate"]
     assert "Verdict" in render_markdown(stored) and "<html" in render_html(stored)
+
+
+def test_version_2_reports_still_validate_and_render() -> None:
+    """A report written before schema 3 (no noise source, rules version 1) is read as it is."""
+    from certunlearn.audit.report_example import example_report
+    from certunlearn.report.render import render_markdown
+    from certunlearn.report.schema import report_digest
+
+    old = json.loads(json.dumps(example_report()))
+    old["schema_version"] = 2
+    del old["certificate"]["noise_source"]
+    old["verdict"]["rules_version"] = 1
+    old["report_digest"] = report_digest(old)
+    validate_report(old)
+    assert "**Verdict: PASS**" in render_markdown(old)
+    old["certificate"]["noise_source"] = "secure"  # a version-3 key in a version-2 report is refused
+    old["report_digest"] = report_digest(old)
+    with pytest.raises(ReportValidationError, match="noise_source"):
+        validate_report(old)
+
+
+def test_a_seeded_release_is_labelled_and_never_passes() -> None:
+    from certunlearn.audit.report_example import example_report
+
+    report = example_report()
+    assert report["certificate"]["noise_source"] == "secure" and report["verdict"]["status"] == "PASS"
+    seeded = build_report(
+        request={"request_id": "r", "ids": [1, 2]}, lineage={},
+        certificate={"method": "hfocu", "status": "certified", "certified": True, "sensitivity": 0.01,
+                     "epsilon": 1.0, "delta": 1e-5, "sigma": 0.04, "noise_source": "seeded",
+                     "reference": "coupled-sgd", "certificate": "worst-case"},
+        utility={"released": {"test": 0.9}, "retrained": {"test": 0.9}}, policy=None,
+    )
+    assert seeded["certificate"]["noise_source"] == "seeded"
+    assert seeded["verdict"]["status"] == "INVESTIGATE"
+    assert [r["rule"] for r in seeded["verdict"]["reasons"]] == ["reproducible-noise"]
+    validate_report(json.loads(json.dumps(seeded)))
+    with pytest.raises(ConfigError, match="contradicts sigma"):
+        build_report(request={"request_id": "r", "ids": [1]}, lineage={},
+                     certificate={"method": "newton", "status": "uncertified", "sigma": 0.0,
+                                  "noise_source": "secure"},
+                     utility={"released": {"test": 0.9}, "retrained": {"test": 0.9}}, policy=None)
