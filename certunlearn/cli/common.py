@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: error handling (exit codes), JSON output, progress bars.
+"""Shared CLI plumbing: error handling (exit codes), JSON output, progress bars, option parsing.
 
 Exit codes: 0 ok, 1 a check failed, 2 usage or input error.
 """
@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -75,3 +76,62 @@ def progress_bar(enabled: bool | None = None) -> Iterator[Callable[[int, int, st
             bar.update(tasks[label], completed=done, total=total)
 
         yield update
+
+
+def split_names(text: str) -> tuple[str, ...]:
+    """A comma-separated option as its non-empty, stripped items."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parse_grid(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in split_names(text))
+    except ValueError:
+        raise fail(f"--grid must be comma-separated integers, got {text!r}") from None
+
+
+
+def parse_ids(ids: str | None, ids_file: Path | None) -> tuple[int, ...]:
+    if (ids is None) == (ids_file is None):
+        raise fail("give exactly one of --ids and --ids-file")
+    text = ids if ids is not None else read_text(ids_file)  # type: ignore[arg-type]
+    parts = split_names(text.replace("\n", ",").replace(" ", ","))
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise fail(f"sample ids must be integers, got {list(parts[:5])}") from None
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"{path}: cannot read ({exc})") from None
+
+
+def parse_options(items: list[str] | None, flag: str) -> dict[str, object]:
+    """``key=value`` pairs; values are parsed as JSON when they can be (numbers, lists, true/false)."""
+    import json as _json
+
+    out: dict[str, object] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"{flag} takes key=value, got {item!r}")
+        try:
+            out[key.strip()] = _json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+
+def write_or_print(result: dict, out: Path | None) -> None:
+    import json as _json
+
+    if out is None:
+        emit_json(result)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(_json.dumps(result, sort_keys=True, indent=2, default=str))
+    typer.echo(f"results written to {out}", err=True)

@@ -27,7 +27,7 @@ def test_version_does_not_import_torch() -> None:
 
 
 def test_calibrate_prints_known_sigma() -> None:
-    """σ₁(1, 1e-5) = 3.7306 (Balle & Wang 2018; REFERENCE.md §2.2)."""
+    """σ₁(1, 1e-5) = 3.7306 (Balle & Wang, ICML 2018, Thm. 8; docs/calibration.md §4)."""
     result = runner.invoke(app, ["calibrate", "--epsilon", "1", "--delta", "1e-5", "--sensitivity", "1"])
     assert result.exit_code == 0, result.output
     assert "sigma = 3.73063" in result.output

@@ -31,7 +31,10 @@ from typing import Any
 from certunlearn.errors import ConfigError
 from certunlearn.validation import check_choice, check_nonnegative, check_open_unit, check_positive
 
-__all__ = ["ForgetSpec", "run_forget"]
+__all__ = ["NEEDS_TRAINING_RECORDS", "ForgetSpec", "run_forget"]
+
+NEEDS_TRAINING_RECORDS = ("hfocu", "coupled-retrain")
+"""Methods that need what was recorded during training (statistics, the schedule): not for ``forget``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,11 @@ class ForgetSpec:
         epsilon: ε of a noisy release (with ``delta``); None for a noiseless release.
         delta: δ of a noisy release.
         noise_sensitivity: User-chosen Δ for noise when no certified bound applies.
-        seed: Seed of the noise (and of minibatches).
+        seed: Seed of the minibatches of stochastic methods (``finetune``, ...); never of the noise.
+        insecure_noise_seed: Seed of the release noise, for reproducible runs only: such a release
+            is **not private** (anyone with the seed can regenerate and subtract the noise) and is
+            labelled ``reproducible noise: not private``. None (the default): the noise comes from
+            the OS CSPRNG (:mod:`certunlearn.unlearn.noise`).
         out: Output directory.
         save_noiseless: Also write the private noiseless weights.
         certificate: ``refine``, ``worst-case`` or None (refine wherever it applies).
@@ -78,6 +85,7 @@ class ForgetSpec:
     delta: float | None = None
     noise_sensitivity: float | None = None
     seed: int = 0
+    insecure_noise_seed: int | None = None
     out: str = "certunlearn-forget"
     save_noiseless: bool = False
     certificate: str | None = None
@@ -94,11 +102,13 @@ class ForgetSpec:
         if self.epsilon is not None:
             check_positive("epsilon", self.epsilon)
             check_open_unit("delta", self.delta)
-        if self.method in ("hfocu", "coupled-retrain"):
+        if self.method in NEEDS_TRAINING_RECORDS:
+            from certunlearn.unlearn import UNLEARNERS
+
+            usable = ", ".join(sorted(n for n in UNLEARNERS if n not in NEEDS_TRAINING_RECORDS))
             raise ConfigError(
                 f"method {self.method!r} needs what was recorded during training (statistics or the "
-                "schedule); `certunlearn forget` works on a trained model alone: use curenewton, newton, "
-                "damped-newton, pinv-newton, abs-newton, influence, finetune, gradient-ascent or retrain"
+                f"schedule); `certunlearn forget` works on a trained model alone: use one of {usable}"
             )
         if not self.ids:
             raise ConfigError("no ids to forget")
@@ -108,7 +118,7 @@ def run_forget(spec: ForgetSpec) -> dict[str, Any]:
     """Load, unlearn, write ``released.pt`` (and ``noiseless.pt`` on request) and ``forget.json``."""
     import torch
 
-    from certunlearn.model_files import load_arrays, load_user_model, model_dtype
+    from certunlearn.jobs.user_files import load_arrays, load_user_model, model_dtype
     from certunlearn.unlearn import get_unlearner
 
     X, y = load_arrays(spec.data)
@@ -118,15 +128,20 @@ def run_forget(spec: ForgetSpec) -> dict[str, Any]:
     cls = get_unlearner(spec.method)
     try:
         unlearner = cls(
-            model, X, y, weight_decay=spec.weight_decay, loss=spec.loss,
+            model, weight_decay=spec.weight_decay, loss=spec.loss,
             feature_norm_bound=spec.feature_norm_bound, optimality_gap=spec.optimality_gap,
             noise_sensitivity=spec.noise_sensitivity, certificate=spec.certificate,
             sensitivity_budget=spec.sensitivity_budget, **spec.method_args,
         )
     except TypeError as exc:
         raise ConfigError(f"method {spec.method!r} does not accept these options: {exc}") from exc
-    generator = torch.Generator(device=X.device).manual_seed(spec.seed)
-    result = unlearner.forget(list(spec.ids), epsilon=spec.epsilon, delta=spec.delta, generator=generator)
+    unlearner.fit(X, y)
+    generator = None  # secure release noise; minibatches of stochastic methods from the seeded RNG below
+    if spec.insecure_noise_seed is not None:
+        generator = torch.Generator(device=X.device).manual_seed(spec.insecure_noise_seed)
+    with torch.random.fork_rng(devices=[]):  # the job's own seed, restored afterwards
+        torch.manual_seed(spec.seed)
+        result = unlearner.forget(list(spec.ids), epsilon=spec.epsilon, delta=spec.delta, generator=generator)
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.save(result.params_released, out / "released.pt")

@@ -1,6 +1,6 @@
 """The job behind ``certunlearn capacity``: proven and empirical deletion capacity of one model.
 
-It trains softmax regression with HF-OCU statistics (:mod:`certunlearn.pipeline`), then answers
+It trains softmax regression with HF-OCU statistics (:mod:`certunlearn.jobs.setup`), then answers
 "how many deletions can this model absorb?" twice:
 
 * **proven** — :func:`certunlearn.certify.capacity.deletion_capacity` with the excess-risk tolerance
@@ -9,8 +9,8 @@ It trains softmax regression with HF-OCU statistics (:mod:`certunlearn.pipeline`
   exact retrain, whose gradient is 0); for ``worst-case`` the HF-OCU sensitivity Δ̄(m) (valid wherever
   the m ids fall in the schedule, so it can be announced before any request arrives), rounding
   included. The worst-case figure is always reported too (``proven_worst_case``);
-* **empirical** — :func:`certunlearn.unlearn.capacity.empirical_capacity`: released versus retrained
-  test accuracy for growing seeded deletion sets.
+* **empirical** — :func:`empirical_capacity`: released versus retrained test accuracy for growing
+  seeded deletion sets (a measurement on the user's data, not a guarantee).
 
 Example:
     >>> spec = CapacitySpec(dataset="wine", epochs=2, batch_size=32, grid=(1, 2), repeats=1, m_max=5)
@@ -21,12 +21,17 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
 
 from certunlearn.errors import ConfigError
-from certunlearn.pipeline import SoftmaxSetup, fit_softmax_hfocu
-from certunlearn.progress import ProgressFn
+from certunlearn.jobs.setup import SoftmaxSetup, fit_softmax_hfocu
+from certunlearn.progress import ProgressFn, report
 from certunlearn.validation import (
     check_choice,
     check_int,
@@ -35,7 +40,10 @@ from certunlearn.validation import (
     check_positive,
 )
 
-__all__ = ["DEFAULT_GRID", "CapacitySpec", "run_capacity"]
+__all__ = ["DEFAULT_GRID", "CapacitySpec", "empirical_capacity", "run_capacity"]
+
+if TYPE_CHECKING:
+    from certunlearn.unlearn.hfocu import HFOCU
 
 DEFAULT_GRID = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 
@@ -79,11 +87,87 @@ class CapacitySpec(SoftmaxSetup):
             raise ConfigError(f"grid must be a non-empty, strictly increasing list, got {list(self.grid)}")
 
 
+def _accuracy(hf: HFOCU, theta: Tensor | dict[str, Tensor], X: Tensor, y: Tensor) -> float:
+    logits = hf.outputs(theta, X)
+    return float((logits.argmax(dim=1).cpu() == y.cpu()).double().mean())
+
+
+def empirical_capacity(
+    hf: HFOCU,
+    X: Tensor,
+    y: Tensor,
+    X_test: Tensor,
+    y_test: Tensor,
+    *,
+    grid: Sequence[int],
+    epsilon: float,
+    delta: float,
+    tolerance: float = 0.02,
+    repeats: int = 3,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Measure, for each m in ``grid``, released vs retrained test accuracy.
+
+    For growing deletion sets (seeded random ids among the tracked, not yet deleted ones), release
+    through HF-OCU (a dry run: the unlearner is not changed), retrain without the same ids — the
+    certificate's own reference (:meth:`HFOCU.reference`) — and compare test accuracy. The empirical
+    capacity is the largest m of the grid, before the first failure, whose released model's mean
+    test accuracy (over ``repeats`` noise draws) stays within ``tolerance`` of the retrained
+    model's. The proven capacity is :func:`certunlearn.certify.capacity.deletion_capacity`.
+
+    Args:
+        hf: A fitted :class:`HFOCU` (not modified).
+        X: Training features (ids = rows), as given to ``fit``; ``y`` the labels.
+        X_test: Held-out features; ``y_test`` their labels.
+        grid: Increasing deletion counts to try.
+        epsilon: ε of the releases.
+        delta: δ of the releases.
+        tolerance: Allowed drop of test accuracy below the retrained model's.
+        repeats: Noise draws averaged per m.
+        seed: Seed of the deletion sets and the noise.
+        progress: Optional progress callback.
+
+    Returns:
+        ``{"capacity": m or 0, "tolerance", "curve": [{"m", "certified", "sigma", "sensitivity",
+        "released_accuracy", "retrained_accuracy", "ok"}, ...]}``.
+    """
+    check_nonnegative("tolerance", tolerance)
+    repeats = check_int("repeats", repeats, minimum=1)
+    grid = [check_int("grid entry", m, minimum=1) for m in grid]
+    if grid != sorted(set(grid)):
+        raise ConfigError("grid must be strictly increasing")
+    available = np.setdiff1d(hf.tracked_ids, np.asarray(hf.deleted_ids, dtype=np.int64))
+    rng = np.random.default_rng(seed)
+    generator = torch.Generator(device=hf.theta_.device).manual_seed(seed)
+    curve: list[dict[str, Any]] = []
+    capacity = 0
+    for k, m in enumerate(grid):
+        if m > available.size:
+            break
+        ids = sorted(int(i) for i in rng.choice(available, size=m, replace=False))
+        released_acc = []
+        res = None
+        for _ in range(repeats):
+            res = hf.forget(ids, epsilon=epsilon, delta=delta, generator=generator, dry_run=True)
+            released_acc.append(_accuracy(hf, res.params_released, X_test, y_test))
+        retrained_acc = _accuracy(hf, hf.reference(X, y, list(hf.deleted_ids) + ids), X_test, y_test)
+        ok = float(np.mean(released_acc)) >= retrained_acc - tolerance
+        curve.append({
+            "m": m, "certified": res.certified, "sigma": res.sigma, "sensitivity": res.sensitivity,
+            "released_accuracy": float(np.mean(released_acc)), "retrained_accuracy": retrained_acc, "ok": ok,
+        })
+        report(progress, k + 1, len(grid), "empirical capacity")
+        if not ok:
+            break
+        capacity = m
+    return {"capacity": capacity, "tolerance": tolerance, "epsilon": epsilon, "delta": delta, "curve": curve}
+
+
 def run_capacity(spec: CapacitySpec, *, progress: ProgressFn | None = None) -> dict[str, Any]:
     """Train, then compute the proven and the empirical deletion capacity (JSON-serialisable)."""
     from certunlearn.certify.capacity import deletion_capacity, hfocu_worst_case_sensitivity
     from certunlearn.certify.refine import default_sensitivity_budget
-    from certunlearn.unlearn.capacity import empirical_capacity
 
     fitted = fit_softmax_hfocu(spec, progress=progress, certificate=spec.certificate)
     hf, data = fitted.hf, fitted.data
@@ -91,7 +175,7 @@ def run_capacity(spec: CapacitySpec, *, progress: ProgressFn | None = None) -> d
     if assumptions is None or hf.assumption_problems_:  # cannot happen with public clipping
         raise ConfigError("no certified constants for this model: " + "; ".join(hf.assumption_problems_))
     m_max = min(spec.m_max, data.n_train - 1)
-    common = dict(epsilon=spec.epsilon, delta=spec.delta, dim=hf.fm_.dim, smoothness=assumptions.smoothness,
+    common = dict(epsilon=spec.epsilon, delta=spec.delta, dim=hf.dim, smoothness=assumptions.smoothness,
                   tolerance=spec.risk_tolerance, m_max=m_max)
     worst_sensitivity = hfocu_worst_case_sensitivity(
         lrs=hf.schedule.lrs, batch_sizes=hf.schedule.batch_sizes,
@@ -106,7 +190,7 @@ def run_capacity(spec: CapacitySpec, *, progress: ProgressFn | None = None) -> d
     worst_dict["assumptions"] = list(assumptions.describe()) + worst_dict["assumptions"]
     proven_dict = worst_dict
     if hf.certificate_ == "refine":
-        budget = default_sensitivity_budget(epsilon=spec.epsilon, delta=spec.delta, dim=hf.fm_.dim,
+        budget = default_sensitivity_budget(epsilon=spec.epsilon, delta=spec.delta, dim=hf.dim,
                                             smoothness=assumptions.smoothness, risk_tolerance=spec.risk_tolerance)
         proven = deletion_capacity(sensitivity=lambda m: budget, reference_gradient=0.0, **common)
         proven_dict = proven.as_dict()
@@ -126,7 +210,7 @@ def run_capacity(spec: CapacitySpec, *, progress: ProgressFn | None = None) -> d
     )
     return {
         "spec": {**asdict(spec), "grid": list(spec.grid)},
-        "data": {"name": data.name, "n_train": data.n_train, "parameters": hf.fm_.dim},
+        "data": {"name": data.name, "n_train": data.n_train, "parameters": hf.dim},
         "proven": {**proven_dict, "certificate": hf.certificate_},
         "proven_worst_case": worst_dict,
         "empirical": empirical,

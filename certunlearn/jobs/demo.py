@@ -5,7 +5,7 @@ to convergence (rows clipped to a public norm, so the budget rule's constants ar
 HF-OCU statistics, forgets a seeded 1% of the training ids, releases a model certified by refinement
 against the exact retrain (the remaining rows' regularised ERM), measures the result against that
 retrain, audits it (MIA-L and MIA-U, each beside the retrained reference) and builds the compliance
-report (:mod:`certunlearn.audit.pipeline`).
+report (:mod:`certunlearn.jobs.plan_run`).
 
 Example:
     >>> spec = DemoSpec(epochs=2, forget_fraction=0.01, track_fraction=0.05)
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from certunlearn._version import __version__
-from certunlearn.audit.plan import AuditPlan
 from certunlearn.errors import ConfigError
-from certunlearn.pipeline import SoftmaxSetup
+from certunlearn.jobs.plan import AuditPlan
+from certunlearn.jobs.setup import SoftmaxSetup
 from certunlearn.progress import ProgressFn
 from certunlearn.validation import check_choice, check_open_unit, check_positive, check_real
 
@@ -76,9 +76,9 @@ class DemoSpec(SoftmaxSetup):
 
 def demo_plan(spec: DemoSpec, *, audit: bool = True) -> AuditPlan:
     """The ``hfocu`` audit plan that the demo runs (``audits/digits_logreg_hfocu.toml`` with ``spec``)."""
-    from certunlearn.audit.plan import parse_plan
+    from certunlearn.jobs.plan import parse_plan
 
-    # audit=True: the hfocu plan defaults (audit/plan.py); False: the LOSS attack only
+    # audit=True: the hfocu plan defaults (jobs/plan.py); False: the LOSS attack only
     audit_section: dict[str, Any] = (
         {} if audit else {"attacks": ["loss"], "mia_u": False, "sweep_epsilons": [spec.epsilon]})
     return parse_plan({
@@ -106,10 +106,10 @@ def run_demo(spec: DemoSpec | None = None, *, progress: ProgressFn | None = None
         audit: Run the full MIA-L / MIA-U audits (False: the LOSS attack only, no shadow models, no
             MIA-U, and a one-point σ sweep; faster).
     """
-    from certunlearn.audit.pipeline import _hfocu
+    from certunlearn.jobs.plan_run import run_hfocu_plan
 
     spec = spec or DemoSpec()
-    result = _hfocu(demo_plan(spec, audit=audit), progress)
+    result = run_hfocu_plan(demo_plan(spec, audit=audit), progress)
     summary = dict(result["summary"])
     summary.update({"certunlearn_version": __version__, "spec": asdict(spec),
                     "seconds": result["seconds"], "report": result["report"]})
@@ -118,7 +118,7 @@ def run_demo(spec: DemoSpec | None = None, *, progress: ProgressFn | None = None
 
 def write_demo(summary: dict[str, Any], out: str | Path) -> Path:
     """Write ``summary.json`` and the report (``report.json``, ``.html``, ``.md``) into ``out``."""
-    from certunlearn.audit.pipeline import write_report
+    from certunlearn.jobs.plan_run import write_report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
