@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from certunlearn.data_checks import as_class_labels
 from certunlearn.errors import ConfigError, InputError
 from certunlearn.validation import check_int, check_positive, check_real, register
 
@@ -118,20 +119,6 @@ def _as_feature_matrix(name: str, key: str, X: object, dtype: torch.dtype) -> to
     return torch.as_tensor(array).reshape(array.shape[0], -1).to(dtype)
 
 
-def _as_labels(name: str, key: str, y: object) -> torch.Tensor:
-    labels = torch.as_tensor(np.asarray(y))
-    if labels.dtype.is_floating_point:
-        if not (torch.isfinite(labels).all() and torch.equal(labels, labels.round())):
-            raise InputError(f"{name}: {key} labels must be integers")
-        labels = labels.round()
-    elif labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise InputError(f"{name}: {key} labels must be integers, got {labels.dtype}")
-    labels = labels.to(torch.int64)
-    if labels.numel() and int(labels.min()) < 0:
-        raise InputError(f"{name}: {key} labels must be >= 0")
-    return labels
-
-
 def make_dataset(
     X: np.ndarray | torch.Tensor,
     y: np.ndarray | torch.Tensor,
@@ -173,9 +160,7 @@ def make_dataset(
     if not 0.0 <= test_fraction < 1.0:
         raise ConfigError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
     Xa = _as_feature_matrix(name, "X", X, dtype)
-    ya = _as_labels(name, "y", y)
-    if ya.ndim != 1 or ya.shape[0] != Xa.shape[0]:
-        raise InputError(f"{name}: y must have one label per row of X, got {tuple(ya.shape)}")
+    ya = as_class_labels(y, Xa.shape[0], name=f"{name}: y")
     if (X_test is None) != (y_test is None):
         raise InputError("X_test and y_test must be given together")
     if X_test is None:
@@ -187,12 +172,10 @@ def make_dataset(
     else:
         Xtr, ytr = Xa, ya
         Xte = _as_feature_matrix(name, "X_test", X_test, dtype)
-        yte = _as_labels(name, "y_test", y_test)
+        yte = as_class_labels(y_test, Xte.shape[0], name=f"{name}: y_test")
         source = torch.arange(Xa.shape[0])
         if Xte.shape[1] != Xtr.shape[1]:
             raise InputError(f"X_test has {Xte.shape[1]} features, X has {Xtr.shape[1]}")
-        if yte.ndim != 1 or yte.shape[0] != Xte.shape[0]:
-            raise InputError(f"{name}: y_test must have one label per row of X_test")
     if not (torch.isfinite(Xtr).all() and torch.isfinite(Xte).all()):
         raise InputError(f"{name}: X contains NaN or infinite values")
     num_classes = int(max(int(ytr.max()), int(yte.max()) if yte.numel() else 0)) + 1
