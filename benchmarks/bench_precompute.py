@@ -76,7 +76,8 @@ _DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 def build_problem(name: str, dtype: torch.dtype, seed: int) -> dict:
     """Model, data, config and (for softmax regression) the public feature bound."""
     if name == "wine":
-        # REFERENCE.md §1.5 wine row: MLP 13→64→3, 40 epochs, |B| = 64, η₀ = 0.01, λ = 0.005, γ = 0.9995
+        # the HF-OCU authors' wine run (their codebase/Wine.sh; docs/hfocu_wine.md, "Setting"):
+        # MLP 13→64→3, 40 epochs, |B| = 64, η₀ = 0.01, λ = 0.005, γ = 0.9995
         ds = load_dataset("wine", seed=seed, test_fraction=0.2025, dtype=dtype)  # 142 training rows
         model = MLP(ds.num_features, ds.num_classes, hidden=(64,), activation="relu",
                     generator=torch.Generator().manual_seed(seed), dtype=dtype)

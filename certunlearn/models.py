@@ -83,6 +83,14 @@ class LogisticRegression(nn.Module):
         """Return logits ``[batch, num_classes]``."""
         return self.linear(x)
 
+    def as_chain(self) -> nn.Module:
+        """The dense chain this model computes (its forward is exactly ``self.linear``).
+
+        :mod:`certunlearn.autodiff.chain` reads this to take its hand-written fast path; only a class
+        that defines ``as_chain`` itself is taken (a subclass with another ``forward`` is not).
+        """
+        return self.linear
+
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "tanh": nn.Tanh,
@@ -126,6 +134,10 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return logits ``[batch, num_classes]``."""
         return self.net(x)
+
+    def as_chain(self) -> nn.Module:
+        """The dense chain this model computes (its forward is exactly ``self.net``)."""
+        return self.net
 
 
 class DigitsCNN(nn.Module):

@@ -32,8 +32,6 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from certunlearn.models import MLP, LogisticRegression
-
 if TYPE_CHECKING:
     from certunlearn.autodiff.functional import ParamLayout
 
@@ -109,13 +107,15 @@ _TRANSPOSED_GEMM_MIN = 1 << 20  # input elements from which the gradient's GEMM 
 
 
 def _flatten_chain(module: nn.Module) -> list[nn.Module] | None:
-    """The module as a list of Linear and activation leaves, by exact type; None if it is not one."""
+    """The module as a list of Linear and activation leaves, by exact type; None if it is not one.
+
+    A model class may declare the chain its ``forward`` computes with an ``as_chain()`` method
+    (the zoo's ``LogisticRegression`` and ``MLP`` do); an inherited ``as_chain`` is not trusted.
+    """
     if type(module) is nn.Linear or type(module) in ACTIVATIONS:
         return [module]
-    if type(module) is LogisticRegression:
-        return [module.linear]
-    if type(module) is MLP:
-        return _flatten_chain(module.net)
+    if "as_chain" in vars(type(module)):  # the class itself declares the chain its forward computes
+        return _flatten_chain(module.as_chain())
     if type(module) is nn.Sequential:
         leaves: list[nn.Module] = []
         for child in module:

@@ -97,7 +97,11 @@ def multistart_minimum(H: np.ndarray, g: np.ndarray, M: float, radius: float, rn
 
 
 def step_radius(H: np.ndarray, g: np.ndarray, M: float) -> float:
-    """‖d*‖ ≤ β/M + √((β/M)² + 2‖g‖/M), β = ‖H‖₂ (REFERENCE.md §3.1)."""
+    """‖d*‖ ≤ β/M + √((β/M)² + 2‖g‖/M), β = ‖H‖₂.
+
+    From the global optimality condition (H + (M/2)‖d*‖ I) d* = −g of the cubic model (Nesterov &
+    Polyak, Math. Program. 108, 2006): ‖g‖ ≥ ((M/2)‖d*‖ − β)‖d*‖, a quadratic inequality in ‖d*‖.
+    """
     beta = float(np.abs(np.linalg.eigvalsh(H)).max())
     return beta / M + math.sqrt((beta / M) ** 2 + 2.0 * np.linalg.norm(g) / M)
 

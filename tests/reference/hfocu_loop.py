@@ -1,4 +1,4 @@
-"""Slow, obvious reference of the HF-OCU recursion (REFERENCE.md §1.2, docs/theory.md §1.4).
+"""Slow, obvious reference of the HF-OCU recursion (Qiao et al., ICLR 2025, paper order; docs/theory.md §1.4).
 
 Nothing here uses certunlearn's recorder, store or functional model: the module is evaluated with
 ``torch.func.functional_call`` on parameters cut out of one flat vector (``named_parameters`` order),
