@@ -18,7 +18,7 @@ inside a plan are relative to the plan file.
 Example:
     >>> plan = parse_plan({"schema_version": 1, "name": "p", "claim": "c", "kind": "hfocu",
     ...                    "training": {"epochs": 1}}, base=".")
-    >>> plan.kind, plan.training["epochs"], plan.request["epsilon"]
+    >>> plan.kind, plan.training.epochs, plan.request.epsilon
     ('hfocu', 1, 1.0)
     >>> parse_plan({"schema_version": 1, "name": "p", "claim": "c", "kind": "hfocu", "trainig": {}}, base=".")
     Traceback (most recent call last):
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,34 +44,192 @@ PLAN_ATTACKS = ("loss", "lira-online", "lira-offline")
 """MIA-L attacks of an ``hfocu`` or ``deployed`` plan without ``[audit] attacks``: LOSS and LiRA, no RMIA
 (``certunlearn audit mia-l`` and ``MIALJob`` add RMIA: :data:`certunlearn.audit.attacks.DEFAULT_ATTACKS`)."""
 
-_HFOCU_SECTIONS: dict[str, dict[str, Any]] = {
-    "data": {"dataset": "digits", "clip_norm": 1.0, "seed": 0},
-    "training": {"epochs": 20, "batch_size": 64, "lr": 1.0, "lr_decay": 0.999, "weight_decay": 1e-3, "seed": 0,
-                 "track_fraction": 1.0},
-    "request": {"forget_fraction": 0.01, "request_id": "request-1", "epsilon": 1.0, "delta": 1e-5,
-                "certificate": "refine", "sensitivity_budget": None},
-    "audit": {"attacks": list(PLAN_ATTACKS), "shadows": 8, "mia_u": True,
-              "sweep_epsilons": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0], "alpha": 0.05},
-}
-_DEPLOYED_SECTIONS: dict[str, dict[str, Any]] = {
-    "model": {"name": None, "weights": None, "args": {}},
-    "data": {"members": None, "non_members": None, "forget": None, "shadow_data": None},
-    "claimed": {"method": "unknown", "epsilon": None, "delta": None, "certified": False},
-    "unlearning": {"original": None, "unlearned": None},
-    "audit": {"attacks": list(PLAN_ATTACKS), "shadows": 16, "shadow_epochs": 20,
-              "shadow_batch_size": 64, "shadow_lr": 0.1, "shadow_weight_decay": 0.0, "alpha": 0.05,
-              "delta": 1e-5, "seed": 0},
-}
-_PATH_KEYS = {("model", "weights"), ("data", "members"), ("data", "non_members"), ("data", "forget"),
-              ("data", "shadow_data"), ("unlearning", "original"), ("unlearning", "unlearned")}
-_REQUIRED = {("model", "name"), ("model", "weights"), ("data", "members"), ("data", "non_members")}
+# --- typed sections: each default is defined here, once -------------------------------------------
 
-PLAN_KINDS: dict[str, dict[str, dict[str, Any]]] = {
-    "hfocu": _HFOCU_SECTIONS,
-    "deployed": _DEPLOYED_SECTIONS,
+
+def _number(section: str, key: str, value: object, *, integer: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise InputError(f"plan [{section}]: {key!r} must be {'an integer' if integer else 'a number'}, got {value!r}")
+    return value
+
+
+def _string(section: str, key: str, value: object, *, optional: bool = False) -> None:
+    if (value is None and optional) or (isinstance(value, str) and value):
+        return
+    raise InputError(f"plan [{section}]: {key!r} must be a non-empty string, got {value!r}")
+
+
+def _check_numbers(section: str, obj: object, integers: tuple[str, ...], numbers: tuple[str, ...]) -> None:
+    for key in integers:
+        _number(section, key, getattr(obj, key), integer=True)
+    for key in numbers:
+        value = getattr(obj, key)
+        if value is not None:
+            _number(section, key, value)
+
+
+def _names(section: str, key: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"plan [{section}]: {key!r} must be a list of names, got {value!r}")
+    return tuple(value)
+
+
+@dataclass(frozen=True, slots=True)
+class HFOCUData:
+    """``[data]`` of an ``hfocu`` plan: an embedded dataset, rows clipped to a public norm."""
+
+    dataset: str = "digits"
+    clip_norm: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _string("data", "dataset", self.dataset)
+        _check_numbers("data", self, ("seed",), ("clip_norm",))
+
+
+@dataclass(frozen=True, slots=True)
+class HFOCUTraining:
+    """``[training]`` of an ``hfocu`` plan: SGD with HF-OCU statistics for a share of the ids."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1.0
+    lr_decay: float = 0.999
+    weight_decay: float = 1e-3
+    seed: int = 0
+    track_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_numbers("training", self, ("epochs", "batch_size", "seed"),
+                       ("lr", "lr_decay", "weight_decay", "track_fraction"))
+
+
+@dataclass(frozen=True, slots=True)
+class HFOCURequest:
+    """``[request]`` of an ``hfocu`` plan: a seeded share of the training ids asks to be forgotten."""
+
+    forget_fraction: float = 0.01
+    request_id: str = "request-1"
+    epsilon: float = 1.0
+    delta: float = 1e-5
+    certificate: str = "refine"
+    sensitivity_budget: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_numbers("request", self, (), ("forget_fraction", "epsilon", "delta", "sensitivity_budget"))
+        _string("request", "request_id", self.request_id)
+        _string("request", "certificate", self.certificate)
+
+
+@dataclass(frozen=True, slots=True)
+class HFOCUAudit:
+    """``[audit]`` of an ``hfocu`` plan: MIA-L attacks, shadows, MIA-U, the ε sweep of the utility curve."""
+
+    attacks: tuple[str, ...] = PLAN_ATTACKS
+    shadows: int = 8
+    mia_u: bool = True
+    sweep_epsilons: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attacks", _names("audit", "attacks", self.attacks))
+        _check_numbers("audit", self, ("shadows",), ("alpha",))
+        if not isinstance(self.mia_u, bool):
+            raise InputError(f"plan [audit]: 'mia_u' must be true or false, got {self.mia_u!r}")
+        if isinstance(self.sweep_epsilons, str) or not isinstance(self.sweep_epsilons, (list, tuple)):
+            raise InputError(f"plan [audit]: 'sweep_epsilons' must be a list of numbers, got {self.sweep_epsilons!r}")
+        object.__setattr__(self, "sweep_epsilons",
+                           tuple(float(_number("audit", "sweep_epsilons", e)) for e in self.sweep_epsilons))
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedModel:
+    """``[model]`` of a ``deployed`` plan: a registered name or ``module:factory``, its weights file."""
+
+    name: str
+    weights: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _string("model", "name", self.name)
+        _string("model", "weights", self.weights)
+        if not isinstance(self.args, Mapping):
+            raise InputError(f"plan [model]: 'args' must be a table, got {self.args!r}")
+        object.__setattr__(self, "args", dict(self.args))
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedData:
+    """``[data]`` of a ``deployed`` plan: member / non-member (and optional forget, shadow) files."""
+
+    members: str
+    non_members: str
+    forget: str | None = None
+    shadow_data: str | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("members", "non_members", "forget", "shadow_data"):
+            _string("data", key, getattr(self, key), optional=key in ("forget", "shadow_data"))
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedClaim:
+    """``[claimed]`` of a ``deployed`` plan: what the provider says about the release."""
+
+    method: str = "unknown"
+    epsilon: float | None = None
+    delta: float | None = None
+    certified: bool = False
+
+    def __post_init__(self) -> None:
+        _string("claimed", "method", self.method)
+        _check_numbers("claimed", self, (), ("epsilon", "delta"))
+        if not isinstance(self.certified, bool):
+            raise InputError(f"plan [claimed]: 'certified' must be true or false, got {self.certified!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedUnlearning:
+    """``[unlearning]`` of a ``deployed`` plan: optional weights before and after an unlearning (MIA-U)."""
+
+    original: str | None = None
+    unlearned: str | None = None
+
+    def __post_init__(self) -> None:
+        _string("unlearning", "original", self.original, optional=True)
+        _string("unlearning", "unlearned", self.unlearned, optional=True)
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedAudit:
+    """``[audit]`` of a ``deployed`` plan: MIA-L attacks and their shadow models."""
+
+    attacks: tuple[str, ...] = PLAN_ATTACKS
+    shadows: int = 16
+    shadow_epochs: int = 20
+    shadow_batch_size: int = 64
+    shadow_lr: float = 0.1
+    shadow_weight_decay: float = 0.0
+    alpha: float = 0.05
+    delta: float = 1e-5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attacks", _names("audit", "attacks", self.attacks))
+        _check_numbers("audit", self, ("shadows", "shadow_epochs", "shadow_batch_size", "seed"),
+                       ("shadow_lr", "shadow_weight_decay", "alpha", "delta"))
+
+
+PLAN_KINDS: dict[str, dict[str, type]] = {
+    "hfocu": {"data": HFOCUData, "training": HFOCUTraining, "request": HFOCURequest, "audit": HFOCUAudit},
+    "deployed": {"model": DeployedModel, "data": DeployedData, "claimed": DeployedClaim,
+                 "unlearning": DeployedUnlearning, "audit": DeployedAudit},
     "benchmark": {},
 }
-"""Registry of plan kinds: name -> {section: {key: default}} (``None`` = no default)."""
+"""Registry of plan kinds: name -> {section: its frozen dataclass (fields, defaults, checks)}."""
+
+_PATH_KEYS = {("model", "weights"), ("data", "members"), ("data", "non_members"), ("data", "forget"),
+              ("data", "shadow_data"), ("unlearning", "original"), ("unlearning", "unlearned")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +239,7 @@ class AuditPlan:
     name: str
     claim: str
     kind: str
-    sections: dict[str, dict[str, Any]]
+    sections: dict[str, Any]
     policy: dict[str, Any] = field(default_factory=dict)
     runner: str | None = None
     base: str = "."
@@ -99,6 +257,24 @@ def _unknown(where: str, given: Mapping[str, Any], allowed: set[str]) -> None:
     for key in given:
         if key not in allowed:
             raise InputError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _section(section: str, cls: type, given: object, base: Path) -> Any:
+    """One section's dataclass from its TOML table: unknown and missing keys named, paths resolved."""
+    if not isinstance(given, Mapping):
+        raise InputError(f"plan: [{section}] must be a table")
+    known = {f.name: f for f in fields(cls)}
+    _unknown(f"plan [{section}]", given, set(known))
+    missing = [k for k, f in known.items() if k not in given and f.default is MISSING and f.default_factory is MISSING]
+    if missing:
+        raise InputError(f"plan [{section}]: {missing[0]!r} is required")
+    values = dict(given)
+    for key, value in values.items():
+        if (section, key) in _PATH_KEYS and value is not None:
+            if not isinstance(value, str):
+                raise InputError(f"plan [{section}]: {key!r} must be a path string")
+            values[key] = str((base / value).resolve()) if not Path(value).is_absolute() else value
+    return cls(**values)
 
 
 def parse_plan(data: Mapping[str, Any], *, base: str | Path) -> AuditPlan:
@@ -133,21 +309,7 @@ def parse_plan(data: Mapping[str, Any], *, base: str | Path) -> AuditPlan:
         return AuditPlan(str(data["name"]), str(data["claim"]), kind, {}, {}, runner, str(base), dict(data))
     layout = PLAN_KINDS[kind]
     _unknown("plan", data, {"schema_version", "name", "claim", "kind", "policy", *layout})
-    sections: dict[str, dict[str, Any]] = {}
-    for section, defaults in layout.items():
-        given = data.get(section, {})
-        if not isinstance(given, Mapping):
-            raise InputError(f"plan: [{section}] must be a table")
-        _unknown(f"plan [{section}]", given, set(defaults))
-        merged = {**defaults, **given}
-        for key, value in merged.items():
-            if value is None and (section, key) in _REQUIRED:
-                raise InputError(f"plan [{section}]: {key!r} is required")
-            if (section, key) in _PATH_KEYS and value is not None:
-                if not isinstance(value, str):
-                    raise InputError(f"plan [{section}]: {key!r} must be a path string")
-                merged[key] = str((base / value).resolve()) if not Path(value).is_absolute() else value
-        sections[section] = merged
+    sections = {section: _section(section, cls, data.get(section, {}), base) for section, cls in layout.items()}
     policy = data.get("policy", {})
     if not isinstance(policy, Mapping):
         raise InputError("plan: [policy] must be a table")

@@ -67,17 +67,17 @@ def _mia_u_l2(original: Tensor, other: Tensor, n_forget: int, alpha: float, delt
                                 scores_out=scores_out)
 
 
-def _validate_request(request: dict[str, Any], training: dict[str, Any]) -> float:
+def _validate_request(request: Any, training: Any) -> float:
     """Checks done before training, so a bad plan costs nothing; returns the forget fraction."""
     from certunlearn.validation import check_choice, check_positive
 
-    fraction = float(request["forget_fraction"])
+    fraction = float(request.forget_fraction)
     if not 0.0 < fraction < 0.5:
         raise ConfigError(f"forget_fraction must be in (0, 0.5), got {fraction!r}")
-    check_choice("certificate", request["certificate"], ("refine", "worst-case"))
-    if request["sensitivity_budget"] is not None:
-        check_positive("sensitivity_budget", request["sensitivity_budget"])
-    track = float(training["track_fraction"])
+    check_choice("certificate", request.certificate, ("refine", "worst-case"))
+    if request.sensitivity_budget is not None:
+        check_positive("sensitivity_budget", request.sensitivity_budget)
+    track = float(training.track_fraction)
     if not fraction <= track <= 1.0:
         raise ConfigError(f"track_fraction must be in [forget_fraction, 1], got {track!r}")
     return fraction
@@ -85,13 +85,13 @@ def _validate_request(request: dict[str, Any], training: dict[str, Any]) -> floa
 
 def _request_ids(plan: AuditPlan, n_train: int, fraction: float) -> tuple[list[int], list[int] | None]:
     """The plan's forget set (a seeded share of the training ids) and the tracked ids (None: all)."""
-    rng = np.random.default_rng(int(plan.data["seed"]))
+    rng = np.random.default_rng(int(plan.data.seed))
     m = max(1, int(round(fraction * n_train)))
     forget = sorted(int(i) for i in rng.choice(n_train, size=m, replace=False))
     track = None  # the ids that may ask to be deleted: a seeded share of the training set, the request among them
-    if float(plan.training["track_fraction"]) < 1.0:
+    if float(plan.training.track_fraction) < 1.0:
         others = np.setdiff1d(np.arange(n_train), forget)
-        extra = int(round(float(plan.training["track_fraction"]) * n_train)) - m
+        extra = int(round(float(plan.training.track_fraction) * n_train)) - m
         track = sorted(forget + [int(i) for i in rng.choice(others, size=max(extra, 0), replace=False)])
     return forget, track
 
@@ -112,9 +112,9 @@ def _privacy_utility_curve(plan: AuditPlan, hf: Any, result: Any, noiseless: Ten
     from certunlearn.certify.gaussian import gaussian_sigma
 
     curve = []
-    sweep_gen = torch.Generator().manual_seed(int(plan.data["seed"]) + 1)
-    for eps in plan.audit["sweep_epsilons"]:
-        sigma = gaussian_sigma(epsilon=float(eps), delta=plan.request["delta"], sensitivity=result.sensitivity) \
+    sweep_gen = torch.Generator().manual_seed(int(plan.data.seed) + 1)
+    for eps in plan.audit.sweep_epsilons:
+        sigma = gaussian_sigma(epsilon=float(eps), delta=plan.request.delta, sensitivity=result.sensitivity) \
             if result.sensitivity else 0.0
         noisy = noiseless + sigma * torch.randn(noiseless.shape, generator=sweep_gen, dtype=noiseless.dtype)
         curve.append({"epsilon": float(eps), "sigma": sigma,
@@ -130,17 +130,17 @@ def _mia_sections(plan: AuditPlan, hf: Any, ds: Any, thetas: dict[str, Tensor],
     from certunlearn.audit.mia_l import run_mia_l
     from certunlearn.audit.shadows import ShadowSpec
 
-    audit, delta = plan.audit, plan.request["delta"]
+    audit, delta = plan.audit, plan.request.delta
     X_f, y_f = splits["forget"]
     m = int(y_f.shape[0])
     n_out = min(len(ds.y_test), max(4 * m, 50))
     X_o, y_o = ds.X_test[:n_out], ds.y_test[:n_out]
-    attacks = tuple(audit["attacks"])
+    attacks = tuple(audit.attacks)
     spec = None
     needs_shadows = any(a in ATTACKS and ATTACKS[a].needs_shadows for a in attacks)  # unknown: run_mia_l says
     dtype = thetas["original"].dtype
     if needs_shadows:
-        spec = ShadowSpec(model="logreg", n_shadows=int(audit["shadows"]), training=hf.config.to_dict(),
+        spec = ShadowSpec(model="logreg", n_shadows=int(audit.shadows), training=hf.config.to_dict(),
                           dtype="float64" if dtype == torch.float64 else "float32")
     shadow_X, shadow_y = torch.cat([ds.X_train, X_o]), torch.cat([ds.y_train, y_o])
 
@@ -148,17 +148,17 @@ def _mia_sections(plan: AuditPlan, hf: Any, ds: Any, thetas: dict[str, Tensor],
         return run_mia_l(
             lambda X: hf.outputs(theta, X), X_f, y_f, X_o, y_o, attacks=attacks,
             shadow_X=shadow_X if needs_shadows else None, shadow_y=shadow_y if needs_shadows else None,
-            shadow_spec=spec, alpha=audit["alpha"], delta=delta, n_bootstrap=200,
+            shadow_spec=spec, alpha=audit.alpha, delta=delta, n_bootstrap=200,
             rng=np.random.default_rng(0), progress=progress,
         )
 
     mia_l = attack(thetas["released"]).report_section(reference=attack(thetas["retrained"]))  # released first
-    if not audit["mia_u"]:
+    if not audit.mia_u:
         return mia_l, None
     X_u = torch.cat([X_f, X_o])
     original, released, reference = (hf.outputs(thetas[k], X_u) for k in ("original", "released", "retrained"))
-    l2 = _mia_u_l2(original, released, m, audit["alpha"], delta)
-    mia_u = AttackSection(attacks=(l2.with_reference(_mia_u_l2(original, reference, m, audit["alpha"], delta)),),
+    l2 = _mia_u_l2(original, released, m, audit.alpha, delta)
+    mia_u = AttackSection(attacks=(l2.with_reference(_mia_u_l2(original, reference, m, audit.alpha, delta)),),
                           negatives="out_out (held-out test rows never trained on)")
     return mia_l, mia_u
 
@@ -207,18 +207,18 @@ def run_hfocu_plan(plan: AuditPlan, progress: ProgressFn | None = None) -> dict[
     data, training, request = plan.data, plan.training, plan.request
     fraction = _validate_request(request, training)
     setup = SoftmaxSetup(
-        dataset=data["dataset"], clip_norm=data["clip_norm"], epochs=training["epochs"],
-        batch_size=training["batch_size"], lr=training["lr"], lr_decay=training["lr_decay"],
-        weight_decay=training["weight_decay"], seed=training["seed"],
+        dataset=data.dataset, clip_norm=data.clip_norm, epochs=training.epochs,
+        batch_size=training.batch_size, lr=training.lr, lr_decay=training.lr_decay,
+        weight_decay=training.weight_decay, seed=training.seed,
     )
     started = time.perf_counter()
     n_train = load_dataset(setup.dataset, seed=setup.seed, clip_norm=setup.clip_norm).n_train
     forget, track = _request_ids(plan, n_train, fraction)
-    fitted = fit_softmax_hfocu(setup, progress=progress, certificate=request["certificate"], track_ids=track)
+    fitted = fit_softmax_hfocu(setup, progress=progress, certificate=request.certificate, track_ids=track)
     ds, hf, model = fitted.data, fitted.hf, fitted.model
     # the release noise comes from the OS CSPRNG (never from the plan's seeds): the report is of a private release
-    result = hf.forget(forget, epsilon=request["epsilon"], delta=request["delta"],
-                       request_id=str(request["request_id"]), sensitivity_budget=request["sensitivity_budget"])
+    result = hf.forget(forget, epsilon=request.epsilon, delta=request.delta,
+                       request_id=str(request.request_id), sensitivity_budget=request.sensitivity_budget)
 
     def flat(params: dict[str, Tensor]) -> Tensor:  # a state dict -> the flat vector, in layout order
         return torch.cat([params[k].reshape(-1) for k in hf.params])
@@ -237,10 +237,10 @@ def run_hfocu_plan(plan: AuditPlan, progress: ProgressFn | None = None) -> dict[
         utility["privacy_utility_curve"] = _privacy_utility_curve(plan, hf, result, thetas["noiseless"], splits)
     mia_l, mia_u = _mia_sections(plan, hf, ds, thetas, splits, progress)
     report = build_report(
-        request={"request_id": str(request["request_id"]), "ids": forget, "scope": plan.claim},
+        request={"request_id": str(request.request_id), "ids": forget, "scope": plan.claim},
         lineage={"original_params": hf.params, "released_params": result.params_released,
                  "data_manifest": ds.X_train.numpy(), "config": {"plan": plan.raw, "sgd": hf.config.to_dict()},
-                 "seeds": {"data": int(data["seed"]), "training": int(training["seed"])}, "device": "cpu",
+                 "seeds": {"data": int(data.seed), "training": int(training.seed)}, "device": "cpu",
                  "model": "softmax regression (LogisticRegression)", "dataset": ds.name,
                  "retrain_reference": True},
         certificate=result, utility=utility, mia_l=mia_l, mia_u=mia_u, policy=plan.policy or None,
@@ -257,38 +257,38 @@ def _deployed(plan: AuditPlan, progress: ProgressFn | None) -> dict[str, Any]:
 
     model_s, data, claimed, unlearning, audit = plan.model, plan.data, plan.claimed, plan.unlearning, plan.audit
     job = MIALJob(
-        model=model_s["name"], weights=model_s["weights"], members=data["members"],
-        non_members=data["non_members"], attacks=tuple(audit["attacks"]), model_args=dict(model_s["args"]),
-        shadow_data=data["shadow_data"], shadows=int(audit["shadows"]), shadow_epochs=int(audit["shadow_epochs"]),
-        shadow_batch_size=int(audit["shadow_batch_size"]), shadow_lr=float(audit["shadow_lr"]),
-        shadow_weight_decay=float(audit["shadow_weight_decay"]), delta=float(audit["delta"]),
-        alpha=float(audit["alpha"]), seed=int(audit["seed"]),
+        model=model_s.name, weights=model_s.weights, members=data.members,
+        non_members=data.non_members, attacks=tuple(audit.attacks), model_args=dict(model_s.args),
+        shadow_data=data.shadow_data, shadows=int(audit.shadows), shadow_epochs=int(audit.shadow_epochs),
+        shadow_batch_size=int(audit.shadow_batch_size), shadow_lr=float(audit.shadow_lr),
+        shadow_weight_decay=float(audit.shadow_weight_decay), delta=float(audit.delta),
+        alpha=float(audit.alpha), seed=int(audit.seed),
     )
     started = time.perf_counter()
     loaded = load_mia_l_inputs(job)
     mia_l = mia_l_job_result(job, loaded=loaded, progress=progress).report_section(
         include_roc=False, include_histograms=False)
     model, dtype = loaded.model.eval(), loaded.X_members.dtype
-    forget = None if data["forget"] is None else load_arrays(data["forget"])
+    forget = None if data.forget is None else load_arrays(data.forget)
     with torch.no_grad():
         released = {"retain": _accuracy(model(loaded.X_members), loaded.y_members),
                     "test": _accuracy(model(loaded.X_non_members), loaded.y_non_members)}
         if forget is not None:
             released["forget"] = _accuracy(model(forget[0].to(dtype)), forget[1])
     mia_u = None
-    if unlearning["original"] and unlearning["unlearned"] and forget is not None:
+    if unlearning.original and unlearning.unlearned and forget is not None:
         labels = torch.cat([loaded.y_members, loaded.y_non_members])
-        original, unlearned = (load_user_model(model_s["name"], unlearning[key], X=loaded.X_members, y=labels,
-                                               model_args=model_s["args"]).eval()
+        original, unlearned = (load_user_model(model_s.name, getattr(unlearning, key), X=loaded.X_members, y=labels,
+                                               model_args=model_s.args).eval()
                                for key in ("original", "unlearned"))
         X_u = torch.cat([forget[0].to(dtype), loaded.X_non_members])
         with torch.no_grad():
             mia_u = AttackSection(attacks=(_mia_u_l2(original(X_u), unlearned(X_u), len(forget[1]), job.alpha,
                                                      job.delta),),
                                   negatives="out_out (the non-member file)")
-    certificate = {"method": claimed["method"], "status": "certified" if claimed["certified"] else "uncertified",
-                   "certified": bool(claimed["certified"]), "epsilon": claimed["epsilon"],
-                   "delta": claimed["delta"], "reasons": [] if claimed["certified"] else
+    certificate = {"method": claimed.method, "status": "certified" if claimed.certified else "uncertified",
+                   "certified": bool(claimed.certified), "epsilon": claimed.epsilon,
+                   "delta": claimed.delta, "reasons": [] if claimed.certified else
                    ["the provider states no certificate; the audit checks for detectable leakage only"]}
     # the request is the forget file's rows (or, without one, the audited member rows)
     request_rows = forget if forget is not None else (loaded.X_members, loaded.y_members)
@@ -297,8 +297,8 @@ def _deployed(plan: AuditPlan, progress: ProgressFn | None) -> dict[str, Any]:
     report = build_report(
         request=request,
         lineage={"released_params": dict(model.state_dict()), "data_manifest": loaded.X_members.numpy(),
-                 "config": {"plan": plan.raw}, "seeds": {"audit": int(audit["seed"])}, "device": "cpu",
-                 "model": model_s["name"], "retrain_reference": False},
+                 "config": {"plan": plan.raw}, "seeds": {"audit": int(audit.seed)}, "device": "cpu",
+                 "model": model_s.name, "retrain_reference": False},
         certificate=certificate, utility={"released": released}, mia_l=mia_l, mia_u=mia_u,
         policy=plan.policy or None,
     )

@@ -194,7 +194,7 @@ def test_attack_defaults_are_registered_and_agree():
     cli_default = inspect.signature(audit_commands.audit_mia_l).parameters["attacks"].default
     assert tuple(cli_default.split(",")) == DEFAULT_ATTACKS  # a literal there: no SciPy at CLI start
     for kind in ("hfocu", "deployed"):
-        assert PLAN_KINDS[kind]["audit"]["attacks"] == list(PLAN_ATTACKS)
+        assert PLAN_KINDS[kind]["audit"]().attacks == PLAN_ATTACKS
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -77,9 +78,9 @@ def test_digits_plan_matches_golden_metrics_and_independent_budget(tmp_path) -> 
     tr, data = plan.training, plan.data
     from certunlearn.data import load_dataset
 
-    ds = load_dataset(data["dataset"], seed=data["seed"], clip_norm=data["clip_norm"])
+    ds = load_dataset(data.dataset, seed=data.seed, clip_norm=data.clip_norm)
     d = ds.num_classes * (ds.num_features + 1)
-    beta = (data["clip_norm"] ** 2 + 1) / 2 + tr["weight_decay"]
+    beta = (data.clip_norm ** 2 + 1) / 2 + tr.weight_decay
     unit = gaussian_sigma(epsilon=1.0, delta=1e-5, sensitivity=1.0)
     budget = (2 * 0.01 / (beta * (1 + d * unit * unit))) ** 0.5
     assert cert["sensitivity"] == pytest.approx(budget, rel=1e-5)
@@ -115,13 +116,13 @@ def test_worst_case_plan_matches_the_independent_second_order_bound(tmp_path) ->
     cert = out["report"]["certificate"]
     assert cert["certified"] and cert["certificate_kind"] == "worst-case" and cert["reference"] == "coupled-sgd"
     tr, data = plan.training, plan.data
-    ds = load_dataset(data["dataset"], seed=data["seed"], clip_norm=data["clip_norm"])
-    config = SGDConfig(epochs=tr["epochs"], batch_size=tr["batch_size"], lr=tr["lr"], lr_decay=tr["lr_decay"],
-                       weight_decay=tr["weight_decay"], seed=tr["seed"])
+    ds = load_dataset(data.dataset, seed=data.seed, clip_norm=data.clip_norm)
+    config = SGDConfig(epochs=tr.epochs, batch_size=tr.batch_size, lr=tr.lr, lr_decay=tr.lr_decay,
+                       weight_decay=tr.weight_decay, seed=tr.seed)
     schedule = Schedule.build(n_samples=ds.n_train, config=config)
-    m = max(1, round(plan.request["forget_fraction"] * ds.n_train))
-    forget = np.random.default_rng(data["seed"]).choice(ds.n_train, size=m, replace=False)
-    a = softmax_regression_assumptions(feature_norm_bound=data["clip_norm"], weight_decay=tr["weight_decay"])
+    m = max(1, round(plan.request.forget_fraction * ds.n_train))
+    forget = np.random.default_rng(data.seed).choice(ds.n_train, size=m, replace=False)
+    a = softmax_regression_assumptions(feature_norm_bound=data.clip_norm, weight_decay=tr.weight_decay)
     e, s = loop_second_order(schedule.lrs, schedule.batch_sizes, schedule.deletion_counts(forget),
                              G=a.gradient_bound, lam=a.strong_convexity, beta=a.smoothness, M=a.hessian_lipschitz)
     exact = min(e, 2 * s)
@@ -170,3 +171,37 @@ def test_bad_plan_exits_2(tmp_path) -> None:
     assert result.exit_code == 2
     assert "unknown key 'shadowz'" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def _minimal(kind: str = "hfocu", **sections: object) -> dict:
+    return {"schema_version": 1, "name": "p", "claim": "c", "kind": kind, **sections}
+
+
+def test_sections_are_typed_with_their_defaults_defined_once() -> None:
+    from certunlearn.jobs.plan import HFOCUAudit, HFOCUTraining
+
+    plan = parse_plan(_minimal(training={"epochs": 3}, audit={"attacks": ["loss"], "sweep_epsilons": [1, 2]}),
+                      base=".")
+    assert isinstance(plan.training, HFOCUTraining) and plan.training.epochs == 3
+    assert plan.training.batch_size == HFOCUTraining().batch_size  # untouched keys: the dataclass default
+    assert plan.audit == HFOCUAudit(attacks=("loss",), sweep_epsilons=(1.0, 2.0))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.training.epochs = 4  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("sections", "message"), [
+    ({"training": {"epochs": "20"}}, r"\[training\]: 'epochs' must be an integer, got '20'"),
+    ({"training": {"epochs": 2.5}}, r"'epochs' must be an integer"),
+    ({"request": {"epsilon": True}}, r"\[request\]: 'epsilon' must be a number"),
+    ({"audit": {"attacks": "loss"}}, r"'attacks' must be a list of names"),
+    ({"audit": {"mia_u": 1}}, r"'mia_u' must be true or false"),
+    ({"data": []}, r"\[data\] must be a table"),
+])
+def test_bad_section_values_are_named(sections: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_plan(_minimal(**sections), base=".")
+
+
+def test_deployed_sections_require_their_files() -> None:
+    with pytest.raises(InputError, match=r"\[model\]: 'name' is required"):
+        parse_plan(_minimal("deployed", model={"weights": "w.pt"}), base=".")
