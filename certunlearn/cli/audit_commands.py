@@ -91,6 +91,10 @@ def audit_mia_l(
 ) -> None:
     """Attack a model's membership (LOSS, LiRA, RMIA) and bound epsilon from below."""
     from certunlearn.jobs.mia_jobs import MIALJob, run_mia_l_job
+    from certunlearn.jobs.outputs import check_output_file
+
+    if out is not None:
+        check_output_file(out)  # before any shadow model is trained
 
     job = MIALJob(
         model=model, weights=str(weights), members=str(members), non_members=str(non_members),
@@ -133,6 +137,10 @@ def audit_mia_u(
 ) -> None:
     """Attack an unlearning operation (Chen et al.): does original vs unlearned reveal the forgotten records?"""
     from certunlearn.jobs.mia_jobs import MIAUJob, run_mia_u_job
+    from certunlearn.jobs.outputs import check_output_file
+
+    if out is not None:
+        check_output_file(out)  # before any shadow model is trained
 
     job = MIAUJob(
         model=model, original=str(original), unlearned=str(unlearned), forget=str(forget),

@@ -132,6 +132,7 @@ def write_or_print(result: dict, out: Path | None) -> None:
     if out is None:
         emit_json(result)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(_json.dumps(result, sort_keys=True, indent=2, default=str))
+    from certunlearn.jobs.outputs import check_output_file, write_text_atomic
+
+    write_text_atomic(check_output_file(out), _json.dumps(result, sort_keys=True, indent=2, default=str))
     typer.echo(f"results written to {out}", err=True)

@@ -53,7 +53,9 @@ def demo(
 ) -> None:
     """Train softmax regression on digits with HF-OCU, forget 1%, certify, audit (MIA-L, MIA-U) and write the compliance report."""
     from certunlearn.jobs.demo import DemoSpec, run_demo, write_demo
+    from certunlearn.jobs.outputs import check_output_dir
 
+    check_output_dir(out)  # before training: a bad --out costs nothing
     spec = DemoSpec(epsilon=epsilon, delta=delta, epochs=epochs, seed=seed, certificate=certificate)
     with progress_bar(progress) as bar:
         summary = run_demo(spec, progress=bar)

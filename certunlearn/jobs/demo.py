@@ -118,13 +118,13 @@ def run_demo(spec: DemoSpec | None = None, *, progress: ProgressFn | None = None
 
 def write_demo(summary: dict[str, Any], out: str | Path) -> Path:
     """Write ``summary.json`` and the report (``report.json``, ``.html``, ``.md``) into ``out``."""
+    from certunlearn.jobs.outputs import check_output_dir, write_text_atomic
     from certunlearn.jobs.plan_run import write_report
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(out)
     body = {k: v for k, v in summary.items() if k != "report"}
     if "report" in summary:
         body["report_files"] = write_report(summary["report"], out)
     path = out / "summary.json"
-    path.write_text(json.dumps(body, indent=2, sort_keys=True))
+    write_text_atomic(path, json.dumps(body, indent=2, sort_keys=True))
     return path

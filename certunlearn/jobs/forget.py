@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from certunlearn.errors import ConfigError
@@ -118,9 +117,11 @@ def run_forget(spec: ForgetSpec) -> dict[str, Any]:
     """Load, unlearn, write ``released.pt`` (and ``noiseless.pt`` on request) and ``forget.json``."""
     import torch
 
+    from certunlearn.jobs.outputs import check_output_dir, write_atomic, write_text_atomic
     from certunlearn.jobs.user_files import load_arrays, load_user_model, model_dtype
     from certunlearn.unlearn import get_unlearner
 
+    out = check_output_dir(spec.out)  # before any work: a bad --out costs nothing and changes nothing
     X, y = load_arrays(spec.data)
     model = load_user_model(spec.model, spec.weights, X=X, y=y, model_args=spec.model_args,
                             classification=spec.loss == "cross_entropy")
@@ -142,15 +143,13 @@ def run_forget(spec: ForgetSpec) -> dict[str, Any]:
     with torch.random.fork_rng(devices=[]):  # the job's own seed, restored afterwards
         torch.manual_seed(spec.seed)
         result = unlearner.forget(list(spec.ids), epsilon=spec.epsilon, delta=spec.delta, generator=generator)
-    out = Path(spec.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(result.params_released, out / "released.pt")
+    write_atomic(out / "released.pt", lambda handle: torch.save(result.params_released, handle))
     if spec.save_noiseless:
-        torch.save(result.params_noiseless, out / "noiseless.pt")
+        write_atomic(out / "noiseless.pt", lambda handle: torch.save(result.params_noiseless, handle))
     summary = {
         "spec": {**asdict(spec), "ids": list(spec.ids)},
         "data": {"rows": int(X.shape[0]), "parameters": unlearner.fm.dim},
         "result": result.summary(),
     }
-    (out / "forget.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    write_text_atomic(out / "forget.json", json.dumps(summary, indent=2, sort_keys=True, default=str))
     return summary

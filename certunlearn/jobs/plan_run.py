@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from certunlearn.errors import ConfigError, InputError
+from certunlearn.jobs.outputs import check_output_dir, write_text_atomic
 from certunlearn.jobs.plan import AuditPlan
 from certunlearn.progress import ProgressFn
 from certunlearn.report.entries import AttackEntry, AttackSection
@@ -309,12 +310,11 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, str]:
     """Write ``report.json``, ``report.html`` and ``report.md`` into ``out_dir``; return their paths."""
     from certunlearn.report.render import render_html, render_markdown
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(out_dir)
     paths = {"json": out / "report.json", "html": out / "report.html", "md": out / "report.md"}
-    paths["json"].write_text(json.dumps(report, indent=2, sort_keys=True, allow_nan=False))
-    paths["html"].write_text(render_html(report))
-    paths["md"].write_text(render_markdown(report))
+    write_text_atomic(paths["json"], json.dumps(report, indent=2, sort_keys=True, allow_nan=False))
+    write_text_atomic(paths["html"], render_html(report))
+    write_text_atomic(paths["md"], render_markdown(report))
     return {k: str(v) for k, v in paths.items()}
 
 
@@ -341,9 +341,8 @@ def run_plan(plan: AuditPlan, out_dir: str | Path, *, progress: ProgressFn | Non
         ``{"report": dict, "paths": {"json", "html", "md"}, "seconds": float, "summary": dict}``, or
         for ``benchmark`` plans ``{"returncode", "command"}``.
     """
-    out = Path(out_dir)
+    out = check_output_dir(out_dir)  # before any work
     if plan.kind == "benchmark":
-        out.mkdir(parents=True, exist_ok=True)
         return _benchmark(plan, out)
     result = _RUNNERS[plan.kind](plan, progress)
     result["paths"] = write_report(result["report"], out)
