@@ -28,6 +28,10 @@ class SampleIdError(InputError):
     """A sample id is unknown, untracked, repeated, or was already forgotten."""
 
 
+class StateError(InputError):
+    """A state directory (certunlearn.service) is corrupt, truncated, foreign or from a newer version."""
+
+
 class AssumptionError(CertUnlearnError, ValueError):
     """A bound's assumption does not hold for the given setting."""
 

@@ -27,6 +27,7 @@ FORBIDDEN: dict[str, tuple[tuple[str, ...], str]] = {
                 "unlearn sits below audit and report"),
     "audit": (("certunlearn.jobs", "certunlearn.cli"), "audit is a library of arrays and models"),
     "report": (("certunlearn.audit", "certunlearn.jobs", "certunlearn.cli"), "report never imports audit"),
+    "service": (("certunlearn.jobs", "certunlearn.cli"), "the service is a library under the jobs and the CLI"),
     "jobs": (("certunlearn.cli",), "the CLI calls jobs, not the reverse"),
 }
 

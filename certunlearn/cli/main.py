@@ -7,7 +7,12 @@ root app (:mod:`~certunlearn.cli.app`) when imported here.
 
 from __future__ import annotations
 
-from certunlearn.cli import audit_commands, report_commands, unlearn_commands  # noqa: F401  (registration)
+from certunlearn.cli import (  # noqa: F401  (registration, in the order of --help)
+    audit_commands,
+    report_commands,
+    service_commands,
+    unlearn_commands,
+)
 from certunlearn.cli.app import app
 
 __all__ = ["app", "main"]

@@ -20,10 +20,32 @@ from certunlearn.cli.common import (
 
 report_app = typer.Typer(
     name="report",
-    help="Validate compliance reports (report.json) and render them as HTML / Markdown.",
-    no_args_is_help=True,
+    help="Validate compliance reports (report.json) and render them as HTML / Markdown; with --state, "
+         "write the report of one request from a state's ledger.",
+    invoke_without_command=True,
 )
 app.add_typer(report_app, name="report")
+
+
+@report_app.callback()
+@handle_errors
+def report_root(
+    ctx: typer.Context,
+    state: Annotated[Path | None, typer.Option(help="A state directory made by `certunlearn fit`.")] = None,
+    request_id: Annotated[str | None, typer.Option(help="The request whose report to write (with --state).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Directory for report.json/.html/.md (default report-<request id>).")] = None,
+) -> None:
+    """``certunlearn report --state DIR --request-id R [--out D]``, or a subcommand."""
+    if ctx.invoked_subcommand is not None:
+        if state is not None or request_id is not None or out is not None:
+            raise fail("--state/--request-id/--out go without a subcommand: certunlearn report --state DIR ...")
+        return
+    if state is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(EXIT_USAGE if request_id is not None or out is not None else 0)
+    from certunlearn.cli.service_commands import report_from_state
+
+    report_from_state(state, request_id, out)
 
 
 def _load_report_json(path: Path) -> object:

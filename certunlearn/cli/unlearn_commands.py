@@ -10,6 +10,7 @@ import typer
 from certunlearn.cli.app import app
 from certunlearn.cli.common import (
     emit_json,
+    fail,
     handle_errors,
     parse_grid,
     parse_ids,
@@ -146,9 +147,11 @@ def capacity(
 @app.command(cls=RegistryHelpCommand)
 @handle_errors
 def forget(
-    model: Annotated[str, typer.Option(help="{models}, or 'package.module:factory'.")],
-    weights: Annotated[Path, typer.Option(help="Trained state_dict (.pt, loaded weights-only).")],
-    data: Annotated[Path, typer.Option(help="Training data as the model saw it (.npz/.pt with X, y); ids = rows of X.")],
+    model: Annotated[str | None, typer.Option(help="{models}, or 'package.module:factory' (without --state).")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Trained state_dict (.pt, loaded weights-only; without --state).")] = None,
+    data: Annotated[Path | None, typer.Option(help="Training data as the model saw it (.npz/.pt with X, y); ids = rows of X (without --state).")] = None,
+    state: Annotated[Path | None, typer.Option(help="A state directory made by `certunlearn fit`: serve the request from its HF-OCU statistics and ledger (with --request-id).")] = None,
+    request_id: Annotated[str | None, typer.Option(help="The request's id (with --state): a repeated id returns the stored release and changes nothing.")] = None,
     ids: Annotated[str | None, typer.Option(help="Ids to forget, comma-separated.")] = None,
     ids_file: Annotated[Path | None, typer.Option(help="File with ids to forget (commas, spaces or newlines).")] = None,
     method: Annotated[str, typer.Option(help="A post-hoc method: {posthoc_methods}.")] = "curenewton",
@@ -165,13 +168,30 @@ def forget(
     sensitivity_budget: Annotated[float | None, typer.Option(help="Public budget Delta_b of a refine release (default: the budget rule, needs --feature-norm-bound).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the minibatches of stochastic methods (never of the noise).")] = 0,
     insecure_noise_seed: Annotated[int | None, typer.Option(help="Seed the release noise for a reproducible run. NOT PRIVATE: anyone with the seed can subtract the noise; the release is labelled 'reproducible noise: not private'. Default: noise from the OS CSPRNG.")] = None,
-    out: Annotated[Path, typer.Option(help="Output directory (released.pt, forget.json).")] = Path("certunlearn-forget"),
+    out: Annotated[Path | None, typer.Option(help="Output directory (released.pt, forget.json); default certunlearn-forget, or none with --state (the release stays in the state).")] = None,
     save_noiseless: Annotated[bool, typer.Option("--save-noiseless", help="Also write the private noiseless weights.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Unlearn ids from a trained model you bring (no statistics needed): CureNewton and baselines."""
+    """Forget ids: from a state made by `certunlearn fit` (--state, HF-OCU, durable ledger), or from a trained model you bring (CureNewton and baselines)."""
     from certunlearn.jobs.forget import ForgetSpec, run_forget
 
+    if state is not None:
+        from certunlearn.cli.service_commands import forget_from_state
+
+        given = [name for name, value in (("--model", model), ("--weights", weights), ("--data", data),
+                                           ("--option", option), ("--model-arg", model_arg)) if value]
+        if given:
+            raise fail(f"--state serves the state's own model and data: drop {', '.join(given)}")
+        forget_from_state(state, request_id, parse_ids(ids, ids_file), epsilon=epsilon, delta=delta,
+                          insecure_noise_seed=insecure_noise_seed, sensitivity_budget=sensitivity_budget,
+                          out=out, json_output=json_output)
+        return
+    missing = [name for name, value in (("--model", model), ("--weights", weights), ("--data", data)) if value is None]
+    if missing:
+        raise fail(f"give --state DIR, or {', '.join(missing)} for a model you bring")
+    if request_id is not None:
+        raise fail("--request-id needs --state (a model you bring has no ledger)")
+    out = Path("certunlearn-forget") if out is None else out
     spec = ForgetSpec(
         model=model, weights=str(weights), data=str(data), ids=parse_ids(ids, ids_file), method=method,
         model_args=parse_options(model_arg, "--model-arg"), method_args=parse_options(option, "--option"),

@@ -10,6 +10,11 @@ read a user's file or write an output.
 * :mod:`certunlearn.jobs.demo` — ``certunlearn demo``.
 * :mod:`certunlearn.jobs.capacity` — ``certunlearn capacity`` (proven and empirical capacity).
 * :mod:`certunlearn.jobs.forget` — ``certunlearn forget`` on a user's trained model.
+* :mod:`certunlearn.jobs.fit` — ``certunlearn fit``: train with statistics, create a state directory
+  (:mod:`certunlearn.service` serves its requests).
+* :mod:`certunlearn.jobs.plan`, :mod:`certunlearn.jobs.plan_run` — audit plans and running them.
+* :mod:`certunlearn.jobs.mia_jobs` — ``certunlearn audit mia-l | mia-u`` on a user's files.
+* :mod:`certunlearn.jobs.outputs` — output locations checked first, files written atomically.
 
 Example:
     >>> from certunlearn.jobs.capacity import CapacitySpec

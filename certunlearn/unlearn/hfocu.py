@@ -479,13 +479,10 @@ class HFOCU(Unlearner):
             RefinementRefused: (refine) the measured bound stayed above the budget; nothing released.
         """
         request, epsilon, delta = self.check_request(ids, epsilon=epsilon, delta=delta)
-        rows = self.store_.rows_of(request)  # raises for untracked ids
+        self.store_.rows_of(request)  # raises for untracked ids
         started = time.perf_counter()
-        fm = self.fm_
-        sum_a = self.sum_a_ + self.store_.sum_rows(rows, dtype=fm.dtype, device=fm.device)
+        sum_a, counts, cumulative = self._advanced(request)
         noiseless = self.theta_ + sum_a
-        counts = self.counts_ + self.index_.deletion_counts(request)
-        cumulative = self.deleted_ + tuple(request)
         common: dict[str, Any] = dict(
             method=self.name, request=request, previous=self.deleted_, epsilon=epsilon, delta=delta,
             state=self._state, noise_sensitivity=self.noise_sensitivity, calibration=self.calibration,
@@ -518,6 +515,45 @@ class HFOCU(Unlearner):
         self.deleted_, self.sum_a_, self.counts_ = cumulative, sum_a, counts
         self.released_noiseless_ = theta
         return result
+
+    def _advanced(self, request: list[int]) -> tuple[Tensor, np.ndarray, tuple[int, ...]]:
+        """(Σ a_u, per-step counts, deleted ids) after ``request``: the one state update of ``forget``
+        and :meth:`replay` (the same additions in the same order, so both give the same bits)."""
+        rows = self.store_.rows_of(request)  # raises for untracked ids
+        fm = self.fm_
+        sum_a = self.sum_a_ + self.store_.sum_rows(rows, dtype=fm.dtype, device=fm.device)
+        return sum_a, self.counts_ + self.index_.deletion_counts(request), self.deleted_ + tuple(request)
+
+    def replay(self, ids: Iterable[int]) -> None:
+        """Apply the state update of a ``forget(ids)`` released earlier, without releasing anything.
+
+        Σ a_u, the per-step deletion counts and the deleted ids (in request order) advance exactly as
+        ``forget`` advances them, bit for bit: replaying the requests of a saved state in their order
+        rebuilds the deletion state of the process that served them (what
+        :class:`certunlearn.service.DeletionService` does on open). No noise is drawn and the ledger is
+        not touched; the last noiseless release is forgotten (``released_noiseless_`` becomes None).
+
+        Args:
+            ids: The request's ids (distinct, tracked, not forgotten before).
+
+        Raises:
+            SampleIdError: An id is unknown, untracked, repeated or already forgotten (nothing changes).
+
+        Example:
+            >>> from certunlearn.models import LogisticRegression
+            >>> X = torch.randn(20, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+            >>> X = X / X.norm(dim=1, keepdim=True); y = (X[:, 0] > 0).long()
+            >>> cfg = SGDConfig(epochs=2, batch_size=5, lr=0.5, weight_decay=0.1)
+            >>> a = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).fit(X, y)
+            >>> b = HFOCU(LogisticRegression(3, 2), cfg, feature_norm_bound=1.0).fit(X, y)
+            >>> _ = a.forget([4, 2], epsilon=1.0, delta=1e-5); b.replay([4, 2])
+            >>> b.deleted_ids, torch.equal(a.sum_a_, b.sum_a_)
+            ((4, 2), True)
+        """
+        request = self.check_ids(ids)
+        sum_a, counts, cumulative = self._advanced(request)
+        self.deleted_, self.sum_a_, self.counts_ = cumulative, sum_a, counts
+        self.released_noiseless_ = None
 
     def _refine(self, update: Tensor, cumulative: list[int], epsilon: float, delta: float,
                 budget: float | None) -> tuple[Tensor, Bound, float, Any]:

@@ -1,0 +1,83 @@
+"""`certunlearn fit | forget --state | status | report --state` through the real entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from certunlearn.cli.main import app
+
+runner = CliRunner()
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("svc") / "state"
+    result = runner.invoke(app, ["fit", "--data", "wine", "--state", str(path), "--epochs", "3", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_fit_forget_status_report(state: Path, tmp_path: Path) -> None:
+    first = runner.invoke(app, ["forget", "--state", str(state), "--request-id", "cli-1", "--ids", "3,7",
+                                "--out", str(tmp_path / "o"), "--json"])
+    assert first.exit_code == 0, first.output
+    outcome = json.loads(first.stdout)
+    assert outcome["status"] == "released" and outcome["summary"]["noise_source"] == "secure"
+    assert (tmp_path / "o" / "released.pt").read_bytes() == Path(outcome["released_path"]).read_bytes()
+    again = runner.invoke(app, ["forget", "--state", str(state), "--request-id", "cli-1", "--ids", "3,7", "--json"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["status"] == "repeated"
+    assert json.loads(again.stdout)["model_after"] == outcome["model_after"]  # no second noise draw
+    status = json.loads(runner.invoke(app, ["status", "--state", str(state), "--json"]).stdout)
+    assert status["integrity"] == "ok" and status["releases"] >= 1 and status["cumulative_deletions"] >= 2
+    report = runner.invoke(app, ["report", "--state", str(state), "--request-id", "cli-1", "--out", str(tmp_path / "r")])
+    assert report.exit_code == 0, report.output
+    body = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert body["lineage"]["released_params_sha256"] == outcome["model_after"]
+    assert runner.invoke(app, ["report", "validate", str(tmp_path / "r" / "report.json")]).exit_code == 0
+
+
+def test_status_and_report_compose_the_published_releases(state: Path, tmp_path: Path) -> None:
+    for k, ids in enumerate(("11", "12", "13")):
+        assert runner.invoke(app, ["forget", "--state", str(state), "--request-id", f"comp-{k}", "--ids", ids]).exit_code == 0
+    composed = json.loads(runner.invoke(app, ["status", "--state", str(state), "--json"]).stdout)["budget"]["composed"]
+    assert composed["releases"] >= 3 and composed["delta"] == pytest.approx(composed["basic_delta"])
+    assert composed["exact_epsilon"] <= composed["epsilon"] < composed["basic_epsilon"]
+    assert runner.invoke(app, ["report", "--state", str(state), "--request-id", "comp-2", "--out", str(tmp_path)]).exit_code == 0
+    certificate = json.loads((tmp_path / "report.json").read_text())["certificate"]
+    assert "compose to epsilon=" in certificate["composition"] and certificate["accountant"].startswith("opacus RDP")
+    text = runner.invoke(app, ["status", "--state", str(state)]).output
+    assert "composed: epsilon=" in text and "basic sum" in text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["forget", "--state", "{state}", "--ids", "1"], "--request-id"),
+    (["forget", "--state", "{state}", "--request-id", "x", "--ids", "1", "--model", "logreg"], "drop --model"),
+    (["forget", "--state", "{state}", "--request-id", "x", "--ids", "1,1"], "repeated"),
+    (["forget", "--state", "{state}", "--request-id", "x", "--ids", "100000"], "unknown"),
+    (["forget", "--state", "{state}", "--request-id", "x", "--ids", "1", "--epsilon", "0"], "epsilon"),
+    (["forget", "--state", "{state}", "--request-id", "x", "--ids", "1", "--delta", "1.5"], "delta"),
+    (["forget", "--state", "{missing}", "--request-id", "x", "--ids", "1"], "missing"),
+    (["forget", "--ids", "1"], "--state DIR, or --model"),
+    (["status", "--state", "{missing}"], "missing"),
+    (["report", "--state", "{state}", "--request-id", "never-made"], "never-made"),
+    (["report", "--state", "{state}"], "--request-id"),
+    (["fit", "--data", "wine"], "--state"),
+    (["fit", "--data", "no_such_data", "--state", "{new}"], "no_such_data"),
+    (["fit", "--data", "wine", "--state", "{state}"], "state"),
+])
+def test_bad_requests_exit_2_and_change_nothing(state: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    before = _files(state)
+    filled = [a.format(state=state, missing=tmp_path / "missing", new=tmp_path / "new") for a in args]
+    result = runner.invoke(app, filled)
+    assert result.exit_code == 2, (filled, result.output)
+    assert message in result.output, (filled, result.output)
+    assert _files(state) == before
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "new").exists()

@@ -1,0 +1,68 @@
+"""Several processes on one state (serialised by the state lock) and kill -9 at random points."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from service_helpers import PYTHON, WORKER, Fitted, create, fit, write_data
+
+from certunlearn.service import DeletionService
+
+
+@pytest.fixture
+def fitted(tmp_path: Path) -> Fitted:
+    return fit(write_data(tmp_path / "data.npz"))
+
+
+def test_two_processes_serve_one_state(tmp_path: Path, fitted: Fitted) -> None:
+    root = tmp_path / "state"
+    create(root, fitted).close()
+    workers = [subprocess.Popen([PYTHON, str(WORKER), "serve", str(root), prefix, str(start), "2", "20"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for prefix, start in (("a", 0), ("b", 1))]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [err for _, err in outputs]
+    outcomes = [o for out, _ in outputs for o in json.loads(out)]
+    # each release was calibrated to the cumulative set at its turn, whoever made the earlier ones
+    assert sorted(o["seq"] for o in outcomes) == list(range(1, 41))
+    assert all(o["cumulative"] == o["seq"] for o in outcomes)
+    with DeletionService.open(root) as service:
+        status = service.status(deep=True)
+        assert status["releases"] == 40 and status["cumulative_deletions"] == 40 and status["integrity"] == "ok"
+        assert sorted(service.unlearner.deleted_ids) == list(range(40))
+        digests = [service.record(f"{p}-{k}")["release"]["model_after"] for p in "ab" for k in range(20)]
+    assert len(set(digests)) == 40 and sorted(digests) == sorted(o["model_after"] for o in outcomes)
+    assert len(list((root / "releases").iterdir())) == 40
+
+
+@pytest.mark.slow
+def test_kill_at_random_points_leaves_the_state_before_or_after(tmp_path: Path) -> None:
+    """SIGKILL a process serving a request at >= 100 random points (fault-delay hook on): each time the
+    state opens, passes its integrity check, holds the request entirely or not at all, and rerunning the
+    request id completes it once."""
+    rounds = 110
+    fitted = fit(write_data(tmp_path / "data.npz", n=300))
+    root = tmp_path / "state"
+    create(root, fitted).close()
+    run = subprocess.run([PYTHON, str(WORKER), "crash", str(root), str(rounds), "0.004"], capture_output=True,
+                         text=True, timeout=240, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(run.stdout)["rounds"]
+    assert len(results) == rounds
+    bad = [r for r in results if not r.get("exact")]
+    assert not bad, bad[:3]
+    for r in results:
+        assert r["integrity_after"] == "ok" and r["releases_after"] == r["round"] + 1
+        assert r["first"] == ("repeated" if r["committed"] else "released") and r["again"] == "repeated"
+    killed = [r for r in results if r["killed"]]
+    assert len(killed) >= 100
+    # the kills fell on both sides of the commit, and some between the release file and the commit
+    assert any(r["committed"] for r in killed) and any(not r["committed"] for r in killed)
+    assert any(r["removed"] for r in results)
+    with DeletionService.open(root) as service:
+        status = service.status(deep=True)
+    assert status["releases"] == rounds and status["integrity"] == "ok"
+    assert status["cumulative_deletions"] == rounds
