@@ -39,6 +39,7 @@ def fit(
     track_fraction: Annotated[float | None, typer.Option(help="Share of the training ids whose statistics are recorded (default 1: all may ask to be forgotten).")] = None,
     certificate: Annotated[str | None, typer.Option(help="refine or worst-case (default: refine where it applies).")] = None,
     policy: Annotated[Path | None, typer.Option(help="A TOML file with the ledger policy (epsilon, delta, max_deletions, max_releases, max_sensitivity, require_certified).")] = None,
+    ledger: Annotated[str | None, typer.Option(help="PostgreSQL URL of the ledger (postgresql://user@host/db, no password: use PGPASSWORD, ~/.pgpass or ?service=); default: ledger.sqlite in the state.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the new state's status as JSON.")] = False,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bars (default: on a terminal).")] = None,
 ) -> None:
@@ -68,7 +69,7 @@ def fit(
     else:
         spec = FitSpec(**options)
     with progress_bar(progress) as bar:
-        service = run_fit(spec, state, progress=bar)
+        service = run_fit(spec, state, progress=bar, ledger_url=ledger)
     with service:
         status = service.status()
     if json_output:
@@ -99,6 +100,7 @@ def status(
     integrity = out["integrity"] if out["integrity"] == "ok" else "; ".join(map(str, out["integrity"]))
     lines = [f"state {state}: {out['releases']} release(s), {out['cumulative_deletions']} deletion(s); "
              f"integrity {integrity}"]
+    lines.append(f"ledger: {out.get('ledger')}")
     if last:
         lines.append(f"last release #{last['seq']} ({last['request_id']}): {last['model_after']} "
                      f"noise {last.get('noise_source')}")

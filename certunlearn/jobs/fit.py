@@ -208,13 +208,17 @@ def _tracked(spec: FitSpec, n: int) -> list[int] | None:
     return sorted(int(i) for i in np.random.default_rng(spec.seed).choice(n, size=count, replace=False))
 
 
-def run_fit(spec: FitSpec, state_dir: str | os.PathLike[str], progress: ProgressFn | None = None) -> DeletionService:
+def run_fit(spec: FitSpec, state_dir: str | os.PathLike[str], progress: ProgressFn | None = None, *,
+            ledger_url: str | None = None) -> DeletionService:
     """Train with HF-OCU statistics and create the state directory ``state_dir``.
 
     Args:
         spec: What to train.
         state_dir: A new or empty directory (checked before any work).
         progress: Optional training progress callback.
+        ledger_url: A PostgreSQL URL for the ledger (several hosts serving one model; no password in
+            it), or None for ``ledger.sqlite`` in the state (docs/service.md). Deployment, not
+            training: it is not part of :class:`FitSpec`.
 
     Returns:
         The open :class:`~certunlearn.service.DeletionService` (close it when done).
@@ -225,10 +229,13 @@ def run_fit(spec: FitSpec, state_dir: str | os.PathLike[str], progress: Progress
     """
     from certunlearn.models import MODELS
     from certunlearn.service import DataRef, DeletionService, ModelSpec
+    from certunlearn.service.sql import check_ledger_url
     from certunlearn.service.state import check_new_state_path
     from certunlearn.unlearn import HFOCU
 
     check_new_state_path(state_dir)  # a bad target costs nothing and changes nothing
+    if ledger_url is not None:
+        check_ledger_url(ledger_url)  # before training, too
     source = spec.data if Path(spec.data).suffix not in FILE_SUFFIXES else str(Path(spec.data).resolve())
     ref = DataRef(source, {"seed": spec.seed, "clip_norm": spec.clip_norm, "test_fraction": spec.test_fraction,
                            "standardize": spec.standardize})
@@ -246,5 +253,5 @@ def run_fit(spec: FitSpec, state_dir: str | os.PathLike[str], progress: Progress
         raise ConfigError(f"cannot set up HF-OCU for model {spec.model!r}: {exc}") from exc
     hf.fit(data.X_train, data.y_train, progress=progress)
     return DeletionService.create(state_dir, hf=hf, X=data.X_train, y=data.y_train, model_spec=model_spec,
-                                  data_ref=ref, policy=spec.policy,
+                                  data_ref=ref, policy=spec.policy, ledger_url=ledger_url,
                                   request_defaults={"epsilon": spec.epsilon, "delta": spec.delta})

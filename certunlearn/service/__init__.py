@@ -1,10 +1,12 @@
-"""The durable deletion service: one state directory per model, a SQLite ledger, crash-safe requests.
+"""The durable deletion service: one state directory per model, its ledger, crash-safe requests.
 
 * :mod:`certunlearn.service.deletion_service` — :class:`DeletionService` (``create`` / ``open`` /
   ``forget`` / ``status`` / ``record`` / ``report`` / ``check``) and :class:`ForgetOutcome`;
 * :mod:`certunlearn.service.state` — the directory layout, ``state.json`` (:class:`StateFile`,
   :class:`ModelSpec`, :class:`DataRef`), release files, integrity checks;
-* :mod:`certunlearn.service.ledger_db` — the SQLite ledger (tables, schema version, migration rule);
+* :mod:`certunlearn.service.ledger_db` — the ledger (tables, schema version, migration rule);
+* :mod:`certunlearn.service.sql` — the one SQL layer under it: an SQLite file or a PostgreSQL schema;
+* :mod:`certunlearn.service.locks` — the state lock: a file lock (one host) or a PostgreSQL advisory lock;
 * :mod:`certunlearn.service.loading` — checking and loading a state's unlearner and data;
 * :mod:`certunlearn.service.views` — the status dict and the compliance report of a request;
 * :mod:`certunlearn.service.files` — atomic writes and fsyncs.

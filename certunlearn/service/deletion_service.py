@@ -1,7 +1,8 @@
 """DeletionService: serve deletion requests against one model's state directory, for the model's life.
 
-A request (:meth:`DeletionService.forget`) runs under the state's exclusive lock
-(``fcntl.flock`` on ``state.lock``) from start to commit:
+A request (:meth:`DeletionService.forget`) runs under the state's exclusive lock from start to
+commit (:mod:`certunlearn.service.locks`: ``fcntl.flock`` on ``state.lock`` for the SQLite ledger, one
+host; a PostgreSQL session advisory lock for a ledger in PostgreSQL, every host):
 
 1. the requests other processes committed since this one last looked are replayed (the HF-OCU
    deletion state Σ a_u, per-step counts and deleted order advance exactly as ``forget`` advances them:
@@ -12,8 +13,8 @@ A request (:meth:`DeletionService.forget`) runs under the state's exclusive lock
    deleted set, from the OS CSPRNG unless ``insecure_noise_seed`` is given, which labels it ``seeded``);
    the policy is checked again with its sensitivity and certification;
 4. ``releases/<model_after>.pt`` is written (temporary name, fsync, rename, directory fsync);
-5. ONE ledger transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) stores the request, release and deleted
-   rows; only then does the in-memory state advance.
+5. ONE ledger write transaction (:mod:`certunlearn.service.ledger_db`) stores the request, release
+   and deleted rows; only then does the in-memory state advance.
 
 A kill at any point leaves the state exactly before the request (the ledger has no row; a release
 file written without its commit is an orphan that the next integrity check removes) or after it.
@@ -48,11 +49,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import random
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -66,6 +65,8 @@ from certunlearn.errors import ConfigError, InputError, PolicyError, SampleIdErr
 from certunlearn.service import loading, views
 from certunlearn.service.files import fsync_dir
 from certunlearn.service.ledger_db import LedgerDB, ReleaseRow, RequestRow
+from certunlearn.service.locks import FileLock, StateLock, acquire
+from certunlearn.service.sql import DatabaseError, check_ledger_url
 from certunlearn.service.state import (
     LAYOUT,
     DataRef,
@@ -176,8 +177,8 @@ class DeletionService:
                  lock_timeout: float) -> None:
         self._root, self._state, self._db, self._hf, self._dataset = root, state, db, hf, dataset
         self._lock_timeout = lock_timeout
-        try:
-            self._lock_fd: int | None = os.open(root / LAYOUT["lock"], os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # PostgreSQL: the advisory lock on the ledger's connection; SQLite: the directory's file lock
+            self._lock: StateLock | None = db.state_lock() or FileLock(root / LAYOUT["lock"])
         except OSError as exc:
             raise StateError(f"{root}: cannot open the state lock {LAYOUT['lock']} ({exc.strerror or exc}): "
                              "the state directory must be writable") from exc
@@ -191,7 +192,8 @@ class DeletionService:
     def create(cls, path: str | os.PathLike[str], *, hf: HFOCU, X: Tensor, y: Tensor,
                model_spec: ModelSpec | Mapping[str, Any], data_ref: DataRef | Mapping[str, Any],
                policy: LedgerPolicy | Mapping[str, Any] | None = None,
-               request_defaults: Mapping[str, float] | None = None) -> DeletionService:
+               request_defaults: Mapping[str, float] | None = None,
+               ledger_url: str | None = None) -> DeletionService:
         """Create the state directory of a fitted HF-OCU unlearner and open it.
 
         Args:
@@ -207,6 +209,10 @@ class DeletionService:
                 None: no limits.
             request_defaults: ``{"epsilon", "delta"}`` suggested for later requests (stored, shown by
                 :meth:`status`), or None.
+            ledger_url: None (default): the ledger is ``ledger.sqlite`` in the directory. A
+                ``postgresql://`` URL: the ledger is the schema ``certunlearn_<state_id>`` in that
+                database (created here) and the URL is recorded in ``state.json``, so it must not hold a
+                password (libpq reads it from ``PGPASSWORD``, ``~/.pgpass`` or a service file).
 
         Returns:
             The open service.
@@ -214,9 +220,12 @@ class DeletionService:
         Raises:
             InputError: ``path`` is a file or a non-empty directory.
             ConfigError: ``hf`` is not fitted / has deletions or a ledger, or ``model_spec`` /
-                ``data_ref`` do not reproduce the model and the data.
+                ``data_ref`` do not reproduce the model and the data; a ledger URL with a password,
+                or psycopg missing for one.
+            StateError: The PostgreSQL server cannot be reached or refuses to create the ledger.
         """
         check_new_state_path(path)
+        ledger_url = None if ledger_url is None else check_ledger_url(ledger_url)
         spec = model_spec if isinstance(model_spec, ModelSpec) else ModelSpec.from_dict(model_spec)
         ref = data_ref if isinstance(data_ref, DataRef) else DataRef.from_dict(data_ref)
         policy, defaults = policy_from(policy), check_request_defaults(request_defaults)
@@ -229,14 +238,20 @@ class DeletionService:
             from certunlearn._version import __version__
 
             hf.save(tmp / LAYOUT["hfocu"])
-            LedgerDB.create(tmp / LAYOUT["ledger"], state_id=state_id).close()
+            LedgerDB.create(ledger_url or tmp / LAYOUT["ledger"], state_id=state_id).close()
             return StateFile(
                 state_id=state_id, created_at=_now(), certunlearn_version=__version__, model=spec, data=ref,
                 sgd=hf.config.to_dict(), certificate=loading.certificate_settings(hf), policy=policy,
                 request_defaults=defaults, trained_params=array_digest(hf.params), n_samples=hf.n_samples,
-                tracked=len(hf.tracked_ids), files=manifest(tmp))
+                tracked=len(hf.tracked_ids), files=manifest(tmp), ledger_url=ledger_url)
 
-        build_state_dir(path, write)
+        try:
+            build_state_dir(path, write)
+        except BaseException:
+            if ledger_url is not None:  # the state never existed: drop its ledger schema, if it was made
+                with contextlib.suppress(Exception):
+                    LedgerDB.discard(ledger_url, state_id=state_id)
+            raise
         return cls.open(path)
 
     @classmethod
@@ -262,7 +277,7 @@ class DeletionService:
             problems.append(f"{LAYOUT['releases']}/: missing")
         if problems:
             raise StateError(f"{root}: integrity check failed: " + "; ".join(problems))
-        db = LedgerDB.open(root / LAYOUT["ledger"], state_id=state.state_id)
+        db = LedgerDB.open(state.ledger_url or root / LAYOUT["ledger"], state_id=state.state_id)
         try:
             dataset = loading.load_data(root, state.data)
             hf = loading.load_hfocu(root, state, dataset)
@@ -315,7 +330,7 @@ class DeletionService:
 
     # ------------------------------------------------------------------ the lock and the replay
     def _check_open(self) -> None:
-        if self._lock_fd is None:
+        if self._lock is None:
             raise StateError(f"{self._root}: this DeletionService is closed")
 
     @contextlib.contextmanager
@@ -323,23 +338,14 @@ class DeletionService:
         """The state lock (re-entrant within this object), taken within ``lock_timeout`` seconds."""
         self._check_open()
         if self._lock_depth == 0:
-            deadline = time.monotonic() + self._lock_timeout
-            while True:
-                try:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # type: ignore[arg-type]
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise StateError(f"{self._root}: the state stayed locked by another process for "
-                                         f"{self._lock_timeout:g} s") from None
-                    time.sleep(0.002)
+            acquire(self._lock, timeout=self._lock_timeout, where=str(self._root))  # type: ignore[arg-type]
         self._lock_depth += 1
         try:
             yield
         finally:
             self._lock_depth -= 1
-            if self._lock_depth == 0 and self._lock_fd is not None:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            if self._lock_depth == 0 and self._lock is not None:
+                self._lock.release()
 
     def _catch_up(self) -> None:
         """Replay the requests committed (by any process) after the last one this process has seen."""
@@ -508,7 +514,7 @@ class DeletionService:
             try:
                 problems += self._db.consistency_problems()
                 referenced = self._db.released_files()
-            except sqlite3.DatabaseError as exc:
+            except DatabaseError as exc:
                 return IntegrityReport((*problems, f"ledger: unreadable ({exc})"), ())
             problems += release_problems(root, referenced, deep=deep)
             if data:
@@ -604,11 +610,11 @@ class DeletionService:
     # ------------------------------------------------------------------ closing
     def close(self) -> None:
         """Close the ledger connection and the lock file (idempotent)."""
-        if self._lock_fd is None:
+        if self._lock is None:
             return
         self._db.close()
-        os.close(self._lock_fd)
-        self._lock_fd = None
+        self._lock.close()
+        self._lock = None
 
     def __enter__(self) -> DeletionService:
         return self
@@ -617,6 +623,6 @@ class DeletionService:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._lock_fd is None else f"{self._seq} releases seen"
+        state = "closed" if self._lock is None else f"{self._seq} releases seen"
         return f"DeletionService({str(self._root)!r}, {state})"
 

@@ -1,11 +1,13 @@
-"""The deletion ledger of a state directory in SQLite: the source of truth for what happened.
+"""The deletion ledger of a state: the source of truth for what happened, in SQLite or PostgreSQL.
 
-One file, ``ledger.sqlite``, opened with ``PRAGMA journal_mode=WAL`` (set once, stored in the file),
-``synchronous=FULL`` and ``foreign_keys=ON`` (per connection). Tables (schema
-:data:`LEDGER_DB_SCHEMA_VERSION`):
+The same tables, queries and transactions run on the state directory's ``ledger.sqlite`` (the
+embedded default: ``PRAGMA journal_mode=WAL``, set once and stored in the file, ``synchronous=FULL``
+and ``foreign_keys=ON`` per connection) or, for a state served from several hosts, in the schema
+``certunlearn_<state_id>`` of a PostgreSQL database named by a ``postgresql://`` URL;
+:mod:`certunlearn.service.sql` holds what differs. Tables (schema :data:`LEDGER_DB_SCHEMA_VERSION`):
 
 * ``meta(key, value)`` — ``format`` = :data:`LEDGER_FORMAT`, ``schema_version``, ``state_id`` (the
-  state directory this ledger belongs to: a ledger copied from another state is refused), ``created_at``;
+  state this ledger belongs to: a ledger copied from another state is refused), ``created_at``;
 * ``requests`` — ``request_id`` (primary key), ``ids_digest`` (:func:`certunlearn.digest.ids_digest`),
   ``count``, ``received_at``, ``executed_at``, ``status`` (``released``: only executed requests are
   stored; a refused request writes nothing);
@@ -19,22 +21,23 @@ One file, ``ledger.sqlite``, opened with ``PRAGMA journal_mode=WAL`` (set once, 
   ``request_id``, ``seq``. Replaying the requests in ``seq`` order, each request's ids in increasing
   order, rebuilds the HF-OCU deletion state exactly.
 
-A request's three kinds of rows are written by :meth:`LedgerDB.append` in ONE transaction
-(``BEGIN IMMEDIATE`` … ``COMMIT``), so the ledger holds a request entirely or not at all.
+A request's three kinds of rows are written by :meth:`LedgerDB.append` in ONE write transaction
+(SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``BEGIN`` + ``LOCK TABLE meta IN EXCLUSIVE MODE``) … ``COMMIT``,
+so the ledger holds a request entirely or not at all.
 
 Migration rule: a reader accepts a ledger of its own schema version or older. An older ledger is
 migrated forward one version at a time by the functions in :data:`MIGRATIONS` (version k → k + 1),
-each in its own ``BEGIN IMMEDIATE`` transaction that also rewrites ``meta.schema_version``; a ledger
-from a newer version is refused with :class:`~certunlearn.errors.StateError` and never modified.
-Version 1 is the first, so :data:`MIGRATIONS` is empty.
+each in its own write transaction that also rewrites ``meta.schema_version``; a ledger from a newer
+version is refused with :class:`~certunlearn.errors.StateError` and never modified. Both databases
+follow the rule alike. Version 1 is the first, so :data:`MIGRATIONS` is empty.
 
 Example:
     >>> import tempfile
     >>> from pathlib import Path
     >>> path = Path(tempfile.mkdtemp()) / "ledger.sqlite"
     >>> db = LedgerDB.create(path, state_id="s1")
-    >>> db.last_seq(), db.journal_mode()
-    (0, 'wal')
+    >>> db.last_seq(), db.journal_mode(), db.state_lock() is None   # SQLite: the state's file lock serves
+    (0, 'wal', True)
     >>> db.close()
     >>> LedgerDB.open(path, state_id="other")
     Traceback (most recent call last):
@@ -44,10 +47,8 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +56,15 @@ from typing import Any
 
 from certunlearn.digest import ids_digest
 from certunlearn.errors import StateError
+from certunlearn.service.locks import AdvisoryLock
+from certunlearn.service.sql import (
+    Connection,
+    DatabaseError,
+    IntegrityError,
+    PostgresSchema,
+    SQLiteFile,
+    locate,
+)
 
 __all__ = [
     "LEDGER_DB_SCHEMA_VERSION",
@@ -71,8 +81,9 @@ LEDGER_FORMAT = "certunlearn.ledger"
 LEDGER_DB_SCHEMA_VERSION = 1
 """Schema of the tables below; see the migration rule in the module docstring."""
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
-"""Version k → a function that migrates a version-k ledger to k + 1 inside an open transaction."""
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+"""Version k → a function that migrates a version-k ledger to k + 1 inside an open write transaction
+(:class:`certunlearn.service.sql.Connection`: the same statements on SQLite and PostgreSQL)."""
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -161,145 +172,178 @@ def _now() -> str:
 class LedgerDB:
     """A connection to one state's ledger (use :meth:`create` or :meth:`open`; not thread-safe)."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
-        self._con = connection
-        self.path = path
+    def __init__(self, connection: Connection, location: SQLiteFile | PostgresSchema) -> None:
+        self._sql, self._location = connection, location
+        self.where = location.where
 
     # ------------------------------------------------------------------ opening
-    @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        con = sqlite3.connect(path, timeout=60.0, isolation_level=None)  # autocommit; explicit BEGINs
-        con.row_factory = sqlite3.Row
-        return con
-
-    @staticmethod
-    def _configure(con: sqlite3.Connection) -> None:
-        con.execute("PRAGMA foreign_keys=ON")
-        con.execute("PRAGMA synchronous=FULL")
-
     @classmethod
-    def create(cls, path: str | Path, *, state_id: str) -> LedgerDB:
-        """Create a new, empty ledger at ``path`` (which must not exist) for the state ``state_id``."""
-        path = Path(path)
-        if path.exists():
-            raise StateError(f"{path}: a ledger already exists here")
-        con = cls._connect(path)
+    def create(cls, target: str | Path, *, state_id: str) -> LedgerDB:
+        """Create a new, empty ledger for the state ``state_id``.
+
+        Args:
+            target: The path of an SQLite file that must not exist, or a ``postgresql://`` URL (no
+                password: :func:`~certunlearn.service.sql.check_ledger_url`) of a database in which the
+                schema ``certunlearn_<state_id>`` must not exist.
+            state_id: The state's identifier, written to ``meta``.
+
+        Raises:
+            StateError: The ledger exists already, or cannot be created (no write-ahead logging on
+                this file system, the server cannot be reached or refuses).
+            ConfigError: A URL with a password, or psycopg is not installed.
+        """
+        location = locate(target, state_id=state_id)
         try:
-            if con.execute("PRAGMA journal_mode=WAL").fetchone()[0] != "wal":
-                raise StateError(f"{path}: SQLite refused write-ahead logging (journal_mode=WAL) on this file system")
-            cls._configure(con)
-            with _transaction(con):
-                for statement in filter(str.strip, _SCHEMA.split(";")):  # executescript would commit
-                    con.execute(statement)
-                con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+            con = location.connect(new=True)
+        except DatabaseError as exc:
+            raise StateError(f"{location.where}: cannot create the ledger ({exc})") from exc
+        assert con is not None
+        try:
+            with con.transaction("create"):
+                location.create_storage(con)
+                for statement in location.ddl(_SCHEMA):  # one statement at a time: executescript would commit
+                    con.run(statement)
+                con.run_many("INSERT INTO meta (key, value) VALUES (?, ?)", [
                     ("format", LEDGER_FORMAT), ("schema_version", str(LEDGER_DB_SCHEMA_VERSION)),
                     ("state_id", state_id), ("created_at", _now())])
+        except DatabaseError as exc:
+            con.close()
+            raise StateError(f"{location.where}: cannot create the ledger ({exc})") from exc
         except BaseException:
             con.close()
             raise
-        return cls(con, path)
+        return cls(con, location)
 
     @classmethod
-    def open(cls, path: str | Path, *, state_id: str) -> LedgerDB:
-        """Open an existing ledger, check its format, schema version and owner, migrate an older one.
+    def open(cls, target: str | Path, *, state_id: str) -> LedgerDB:
+        """Open an existing ledger (an SQLite path or a ``postgresql://`` URL), check its format, schema
+        version and owner, migrate an older one.
 
         Raises:
             StateError: Missing, not SQLite, corrupt, not a certunlearn ledger, from a newer schema,
-                or belonging to another state.
+                belonging to another state, or on a server that cannot be reached.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise StateError(f"{path}: the ledger database is missing")
-        con = cls._connect(path)
+        location = locate(target, state_id=state_id)
         try:
-            cls._configure(con)
-            version = cls._check_meta(con, path, state_id)
-            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                con.execute("PRAGMA journal_mode=WAL")
+            con = location.connect(new=False)
+        except DatabaseError as exc:
+            raise StateError(f"{location.where}: not a readable {location.kind} ledger ({exc})") from exc
+        if con is None:
+            raise StateError(f"{location.where}: the ledger database is missing")
+        try:
+            version = cls._check_meta(con, location, state_id)
+            location.after_check(con)
             while version < LEDGER_DB_SCHEMA_VERSION:
-                with _transaction(con):
-                    MIGRATIONS[version](con)
-                    version += 1
-                    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
-        except sqlite3.DatabaseError as exc:
+                with con.transaction("write"):  # the stored version again: another process may have migrated
+                    version = int(con.value("SELECT value FROM meta WHERE key = 'schema_version'"))
+                    if version < LEDGER_DB_SCHEMA_VERSION:
+                        MIGRATIONS[version](con)
+                        version += 1
+                        con.run("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+        except DatabaseError as exc:
             con.close()
-            raise StateError(f"{path}: not a readable SQLite ledger ({exc})") from exc
+            raise StateError(f"{location.where}: not a readable {location.kind} ledger ({exc})") from exc
         except BaseException:
             con.close()
             raise
-        return cls(con, path)
+        return cls(con, location)
 
     @staticmethod
-    def _check_meta(con: sqlite3.Connection, path: Path, state_id: str) -> int:
-        names = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    def _check_meta(con: Connection, location: SQLiteFile | PostgresSchema, state_id: str) -> int:
+        where, names = location.where, location.tables(con)
         if "meta" not in names:
-            raise StateError(f"{path}: not a certunlearn ledger (no meta table)")
-        meta = {row["key"]: row["value"] for row in con.execute("SELECT key, value FROM meta")}
+            raise StateError(f"{where}: not a certunlearn ledger (no meta table)")
+        meta = {row["key"]: row["value"] for row in con.rows("SELECT key, value FROM meta")}
         if meta.get("format") != LEDGER_FORMAT:
-            raise StateError(f"{path}: not a certunlearn ledger (format {meta.get('format')!r})")
+            raise StateError(f"{where}: not a certunlearn ledger (format {meta.get('format')!r})")
         try:
             version = int(meta.get("schema_version", ""))
         except ValueError:
-            raise StateError(f"{path}: invalid ledger schema_version {meta.get('schema_version')!r}") from None
+            raise StateError(f"{where}: invalid ledger schema_version {meta.get('schema_version')!r}") from None
         if version > LEDGER_DB_SCHEMA_VERSION:
-            raise StateError(f"{path}: the ledger has schema version {version}, newer than this certunlearn's "
+            raise StateError(f"{where}: the ledger has schema version {version}, newer than this certunlearn's "
                              f"{LEDGER_DB_SCHEMA_VERSION}: upgrade certunlearn to open it")
         if version < 1 or any(v not in MIGRATIONS for v in range(version, LEDGER_DB_SCHEMA_VERSION)):
-            raise StateError(f"{path}: unsupported ledger schema version {version}")
+            raise StateError(f"{where}: unsupported ledger schema version {version}")
         if meta.get("state_id") != state_id:
-            raise StateError(f"{path}: a foreign ledger: it belongs to state {meta.get('state_id')!r}, "
+            raise StateError(f"{where}: a foreign ledger: it belongs to state {meta.get('state_id')!r}, "
                              f"not {state_id!r}")
         missing = [t for t in _TABLES if t not in names]
         if missing:
-            raise StateError(f"{path}: the ledger lacks the tables {missing}")
+            raise StateError(f"{where}: the ledger lacks the tables {missing}")
         return version
 
+    @staticmethod
+    def discard(target: str | Path, *, state_id: str) -> None:
+        """Remove a ledger and everything in it (an SQLite file with its log; a PostgreSQL schema, if it
+        exists): for a creation that failed before its state existed, and for tests. Never call it on
+        a state's ledger in service."""
+        locate(target, state_id=state_id).discard()
+
     def close(self) -> None:
-        """Close the connection (the last one to close folds the write-ahead log into the file)."""
-        self._con.close()
+        """Close the connection (SQLite: the last one to close folds the write-ahead log into the file;
+        PostgreSQL: the state's advisory lock, if held, is released)."""
+        self._sql.close()
+
+    @property
+    def _con(self) -> Any:
+        """The driver's connection (``sqlite3.Connection`` or ``psycopg.Connection``)."""
+        return self._sql.raw
+
+    @property
+    def backend(self) -> str:
+        """``SQLite`` or ``PostgreSQL``."""
+        return self._location.kind
 
     def journal_mode(self) -> str:
-        """The connection's journal mode (``wal``)."""
-        return str(self._con.execute("PRAGMA journal_mode").fetchone()[0])
+        """The journal mode: ``wal`` (SQLite: set at creation; PostgreSQL always writes ahead)."""
+        return self._location.journal_mode(self._sql)
 
     def schema_version(self) -> int:
         """``meta.schema_version``."""
-        return int(self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+        return int(self._sql.value("SELECT value FROM meta WHERE key = 'schema_version'"))
+
+    def state_lock(self) -> AdvisoryLock | None:
+        """The lock that serialises the state's writers on every host: on PostgreSQL, the session advisory
+        lock keyed by the state (:attr:`~certunlearn.service.sql.PostgresSchema.lock_key`) on this
+        connection; None on SQLite (the state directory's file lock serves)."""
+        key = self._location.lock_key
+        return None if key is None else AdvisoryLock(self._sql, key)
 
     # ------------------------------------------------------------------ reading
     def last_seq(self) -> int:
         """The largest committed ``seq`` (0 when nothing was released)."""
-        return int(self._con.execute("SELECT COALESCE(MAX(seq), 0) FROM releases").fetchone()[0])
+        return int(self._sql.value("SELECT COALESCE(MAX(seq), 0) FROM releases"))
 
     def request(self, request_id: str) -> tuple[RequestRow, ReleaseRow] | None:
         """The stored rows of ``request_id``, or None when it was never executed."""
-        with _read(self._con):
-            req = self._con.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,)).fetchone()
-            rel = self._con.execute("SELECT * FROM releases WHERE request_id = ?", (request_id,)).fetchone()
+        con = self._sql
+        with con.transaction("read"):
+            req = con.one("SELECT * FROM requests WHERE request_id = ?", (request_id,))
+            rel = con.one("SELECT * FROM releases WHERE request_id = ?", (request_id,))
         if req is None:
             return None
         if rel is None:
-            raise StateError(f"{self.path}: request {request_id!r} has no release row")
+            raise StateError(f"{self.where}: request {request_id!r} has no release row")
         return _request_row(req), _release_row(rel)
 
     def history(self, after: int = 0, *, upto: int | None = None) -> list[tuple[RequestRow, ReleaseRow, list[int]]]:
         """Committed requests with ``after < seq (<= upto)``, in ``seq`` order, with their ids (increasing)."""
-        upto = 2**62 if upto is None else upto
-        with _read(self._con):
-            rows = self._con.execute(
-                "SELECT * FROM releases WHERE seq > ? AND seq <= ? ORDER BY seq", (after, upto)).fetchall()
-            requests = {r["request_id"]: r for r in self._con.execute(
+        con, upto = self._sql, 2**62 if upto is None else upto
+        with con.transaction("read"):
+            rows = con.rows("SELECT * FROM releases WHERE seq > ? AND seq <= ? ORDER BY seq", (after, upto))
+            requests = {r["request_id"]: r for r in con.rows(
                 "SELECT q.* FROM requests q JOIN releases l USING (request_id) WHERE l.seq > ? AND l.seq <= ?",
                 (after, upto))}
             ids: dict[int, list[int]] = {}
-            for sample, seq in self._con.execute(
+            for sample, seq in con.rows(
                     "SELECT sample_id, seq FROM deleted WHERE seq > ? AND seq <= ? ORDER BY seq, sample_id",
                     (after, upto)):
                 ids.setdefault(int(seq), []).append(int(sample))
         out = []
         for rel in rows:
             if rel["request_id"] not in requests:
-                raise StateError(f"{self.path}: release {rel['seq']} has no request row")
+                raise StateError(f"{self.where}: release {rel['seq']} has no request row")
             out.append((_request_row(requests[rel["request_id"]]), _release_row(rel), ids.get(int(rel["seq"]), [])))
         return out
 
@@ -310,41 +354,43 @@ class LedgerDB:
         for start in range(0, len(values), 500):
             chunk = values[start:start + 500]
             query = f"SELECT sample_id, request_id FROM deleted WHERE sample_id IN ({','.join('?' * len(chunk))})"
-            found.update({int(s): str(r) for s, r in self._con.execute(query, chunk)})
+            found.update({int(s): str(r) for s, r in self._sql.rows(query, chunk)})
         return found
 
     def released_files(self) -> dict[str, str]:
         """``{released_file: model_after}`` of every committed release."""
-        return {str(f): str(d) for f, d in self._con.execute("SELECT released_file, model_after FROM releases")}
+        return {str(f): str(d) for f, d in self._sql.rows("SELECT released_file, model_after FROM releases")}
 
     def totals(self) -> dict[str, Any]:
         """Releases, cumulative deletions, seeded releases and the basic-composition sums of ε and δ."""
-        with _read(self._con):
-            releases, seeded, eps, delta = self._con.execute(
-                "SELECT COUNT(*), COALESCE(SUM(noise_source = 'seeded'), 0), "
+        con = self._sql
+        with con.transaction("read"):
+            releases, seeded, eps, delta = con.one(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN noise_source = 'seeded' THEN 1 ELSE 0 END), 0), "
                 "COALESCE(SUM(CASE WHEN sigma > 0 THEN epsilon END), 0.0), "
-                "COALESCE(SUM(CASE WHEN sigma > 0 THEN delta END), 0.0) FROM releases").fetchone()
-            deletions = self._con.execute("SELECT COUNT(*) FROM deleted").fetchone()[0]
+                "COALESCE(SUM(CASE WHEN sigma > 0 THEN delta END), 0.0) FROM releases")
+            deletions = con.value("SELECT COUNT(*) FROM deleted")
         return {"releases": int(releases), "cumulative_deletions": int(deletions), "seeded_releases": int(seeded),
                 "epsilon_sum": float(eps), "delta_sum": float(delta)}
 
     def consistency_problems(self) -> list[str]:
         """What is inconsistent inside the ledger (empty when it is sound)."""
-        con, problems = self._con, []
-        quick = [row[0] for row in con.execute("PRAGMA quick_check")]
-        if quick != ["ok"]:
-            return [f"ledger: SQLite quick_check failed: {quick[:3]}"]
-        if con.execute("PRAGMA foreign_key_check").fetchone() is not None:
+        con, location = self._sql, self._location
+        damaged = location.damage(con)
+        if damaged:
+            return damaged
+        problems = []
+        if location.dangling(con):
             problems.append("ledger: rows refer to missing requests or releases (foreign_key_check)")
-        seqs = [int(row[0]) for row in con.execute("SELECT seq FROM releases ORDER BY seq")]
+        seqs = [int(row[0]) for row in con.rows("SELECT seq FROM releases ORDER BY seq")]
         if seqs != list(range(1, len(seqs) + 1)):
             problems.append(f"ledger: release seq numbers are not 1..{len(seqs)}")
-        lonely = [r[0] for r in con.execute(
+        lonely = [r[0] for r in con.rows(
             "SELECT q.request_id FROM requests q LEFT JOIN releases l USING (request_id) WHERE l.seq IS NULL")]
         if lonely:
             problems.append(f"ledger: requests without a release: {lonely[:5]}")
-        mixed = con.execute("SELECT COUNT(*) FROM deleted d JOIN releases l ON d.seq = l.seq "
-                            "WHERE d.request_id != l.request_id").fetchone()[0]
+        mixed = con.value("SELECT COUNT(*) FROM deleted d JOIN releases l ON d.seq = l.seq "
+                          "WHERE d.request_id != l.request_id")
         if mixed:
             problems.append(f"ledger: {mixed} deleted rows name another request than their release")
         for req, rel, ids in self.history():
@@ -362,58 +408,32 @@ class LedgerDB:
             StateError: ``release.seq`` does not follow the ledger (another writer committed without
                 the state lock) or a row breaks a constraint; nothing is written.
         """
-        con = self._con
-        with _transaction(con):
+        con = self._sql
+        with con.transaction("write"):
             last = self.last_seq()
             if release.seq != last + 1:
-                raise StateError(f"{self.path}: release seq {release.seq} does not follow the ledger's {last} "
+                raise StateError(f"{self.where}: release seq {release.seq} does not follow the ledger's {last} "
                                  "(another writer committed without holding the state lock)")
             try:
-                con.execute(f"INSERT INTO requests ({', '.join(_REQUEST_COLUMNS)}) VALUES "
-                            f"({', '.join('?' * len(_REQUEST_COLUMNS))})", astuple(request))
-                con.execute(f"INSERT INTO releases ({', '.join(_RELEASE_COLUMNS)}) VALUES "
-                            f"({', '.join('?' * len(_RELEASE_COLUMNS))})",
-                            tuple(int(v) if isinstance(v, bool) else v for v in astuple(release)))
-                con.executemany("INSERT INTO deleted (sample_id, request_id, seq) VALUES (?, ?, ?)",
-                                [(int(i), request.request_id, release.seq) for i in ids])
-            except sqlite3.IntegrityError as exc:
-                raise StateError(f"{self.path}: request {request.request_id!r} breaks a ledger constraint "
+                con.run(f"INSERT INTO requests ({', '.join(_REQUEST_COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(_REQUEST_COLUMNS))})", astuple(request))
+                con.run(f"INSERT INTO releases ({', '.join(_RELEASE_COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(_RELEASE_COLUMNS))})",
+                        tuple(int(v) if isinstance(v, bool) else v for v in astuple(release)))
+                con.run_many("INSERT INTO deleted (sample_id, request_id, seq) VALUES (?, ?, ?)",
+                             [(int(i), request.request_id, release.seq) for i in ids])
+            except IntegrityError as exc:
+                raise StateError(f"{self.where}: request {request.request_id!r} breaks a ledger constraint "
                                  f"({exc})") from exc
             if before_commit is not None:
                 before_commit()
 
 
-@contextlib.contextmanager
-def _transaction(con: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any error)."""
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        if con.in_transaction:  # the body failed, or COMMIT itself did: nothing is written
-            con.execute("ROLLBACK")
-        raise
-
-
-@contextlib.contextmanager
-def _read(con: sqlite3.Connection) -> Iterator[None]:
-    """One read snapshot for several SELECTs (a deferred transaction)."""
-    if con.in_transaction:
-        yield
-        return
-    con.execute("BEGIN")
-    try:
-        yield
-    finally:
-        con.execute("COMMIT")
-
-
-def _request_row(row: sqlite3.Row) -> RequestRow:
+def _request_row(row: Any) -> RequestRow:
     return RequestRow(**{k: row[k] for k in _REQUEST_COLUMNS})
 
 
-def _release_row(row: sqlite3.Row) -> ReleaseRow:
+def _release_row(row: Any) -> ReleaseRow:
     values = {k: row[k] for k in _RELEASE_COLUMNS}
     values["certified"] = bool(values["certified"])
     return ReleaseRow(**values)

@@ -7,11 +7,12 @@ Layout (names in :data:`LAYOUT`)::
                       certificate settings, policy, request defaults, and the manifest (size + SHA-256)
                       of every file under hfocu/
     hfocu/            HFOCU.save output, written once at creation: weights, schedule, statistics, anchor
-    ledger.sqlite     the ledger (certunlearn.service.ledger_db): the source of truth for what happened
+    ledger.sqlite     the ledger (certunlearn.service.ledger_db): the source of truth for what happened;
+                      absent when state.json's ledger_url names a PostgreSQL ledger instead
     releases/         <model_after digest>.pt: the released state dict of each committed request
     state.lock        the exclusive lock (fcntl.flock) that serialises writers
 
-Nothing but ``ledger.sqlite`` (one transaction) and one new file in ``releases/`` (written atomically
+Nothing but the ledger (one transaction) and one new file in ``releases/`` (written atomically
 before that transaction) changes per request. A state is created complete in a temporary sibling
 directory and renamed into place (:func:`build_state_dir`), so a crash during creation leaves no
 half state at the target.
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from certunlearn.certify.ledger import LedgerPolicy
 from certunlearn.errors import ConfigError, InputError, StateError
 from certunlearn.service.files import file_record, fsync_dir, fsync_file, sha256_file, write_atomic
+from certunlearn.service.sql import check_ledger_url
 from certunlearn.validation import check_int, check_open_unit, check_positive
 
 if TYPE_CHECKING:
@@ -265,6 +267,7 @@ def check_request_defaults(value: Mapping[str, Any] | None) -> dict[str, float] 
 _STATE_KEYS = ("format", "state_schema_version", "kind", "state_id", "created_at", "certunlearn_version", "model",
                "data", "sgd", "certificate", "policy", "request_defaults", "trained_params", "n_samples", "tracked",
                "files")
+_OPTIONAL_STATE_KEYS = ("ledger_url",)  # written only when set: an SQLite state's state.json is unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +289,8 @@ class StateFile:
         n_samples: Training rows.
         tracked: Rows whose statistics were recorded (the ids that can be deleted).
         files: Manifest ``{relative path: {"bytes", "sha256"}}`` of ``hfocu/``.
+        ledger_url: The ``postgresql://`` URL of the database holding the ledger (never a password:
+            :func:`~certunlearn.service.sql.check_ledger_url`), or None: ``ledger.sqlite`` in the directory.
     """
 
     state_id: str
@@ -301,9 +306,11 @@ class StateFile:
     n_samples: int
     tracked: int
     files: Mapping[str, Mapping[str, Any]]
+    ledger_url: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object written to ``state.json``."""
+        optional = {} if self.ledger_url is None else {"ledger_url": self.ledger_url}
         return {
             "format": STATE_FORMAT, "state_schema_version": STATE_SCHEMA_VERSION, "kind": "hfocu",
             "state_id": self.state_id, "created_at": self.created_at, "certunlearn_version": self.certunlearn_version,
@@ -311,7 +318,7 @@ class StateFile:
             "certificate": dict(self.certificate), "policy": None if self.policy is None else asdict(self.policy),
             "request_defaults": None if self.request_defaults is None else dict(self.request_defaults),
             "trained_params": self.trained_params, "n_samples": self.n_samples, "tracked": self.tracked,
-            "files": {k: dict(v) for k, v in self.files.items()},
+            "files": {k: dict(v) for k, v in self.files.items()}, **optional,
         }
 
     @classmethod
@@ -335,7 +342,8 @@ class StateFile:
                              f"{STATE_SCHEMA_VERSION}: upgrade certunlearn to open it")
         if data.get("kind") != "hfocu":
             raise StateError(f"{where}: unsupported state kind {data.get('kind')!r} (this version serves 'hfocu')")
-        unknown, missing = sorted(set(data) - set(_STATE_KEYS)), sorted(set(_STATE_KEYS) - set(data))
+        unknown = sorted(set(data) - set(_STATE_KEYS) - set(_OPTIONAL_STATE_KEYS))
+        missing = sorted(set(_STATE_KEYS) - set(data))
         if unknown or missing:
             raise StateError(f"{where}: unknown keys {unknown}, missing keys {missing}")
         try:
@@ -347,7 +355,8 @@ class StateFile:
                 policy=policy_from(data["policy"]), request_defaults=check_request_defaults(data["request_defaults"]),
                 trained_params=_text("trained_params", data["trained_params"]),
                 n_samples=check_int("n_samples", data["n_samples"], minimum=1),
-                tracked=check_int("tracked", data["tracked"], minimum=1), files=_manifest_of(data["files"]))
+                tracked=check_int("tracked", data["tracked"], minimum=1), files=_manifest_of(data["files"]),
+                ledger_url=None if data.get("ledger_url") is None else check_ledger_url(data["ledger_url"]))
         except (ConfigError, TypeError) as exc:
             raise StateError(f"{where}: invalid state.json ({exc})") from exc
         if state.data.data_digest is None:

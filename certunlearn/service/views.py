@@ -112,6 +112,7 @@ def status(root: Path, state: StateFile, totals: Mapping[str, Any], report: Inte
         "state": str(root),
         "state_id": state.state_id,
         "kind": "hfocu",
+        "ledger": getattr(state, "ledger_url", None) or "ledger.sqlite",
         "model": state.model.to_dict(),
         "data": state.data.to_dict(),
         "certificate": dict(state.certificate),

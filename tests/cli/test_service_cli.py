@@ -72,6 +72,8 @@ def test_status_and_report_compose_the_published_releases(state: Path, tmp_path:
     (["fit", "--data", "wine"], "--state"),
     (["fit", "--data", "no_such_data", "--state", "{new}"], "no_such_data"),
     (["fit", "--data", "wine", "--state", "{state}"], "state"),
+    (["fit", "--data", "wine", "--state", "{new}", "--ledger", "postgresql://u:secret@localhost/db"], "password"),
+    (["fit", "--data", "wine", "--state", "{new}", "--ledger", "mysql://localhost/db"], "postgresql"),
 ])
 def test_bad_requests_exit_2_and_change_nothing(state: Path, tmp_path: Path, args: list[str], message: str) -> None:
     before = _files(state)

@@ -100,6 +100,7 @@ def _crash(root: str, rounds: str, delay: str) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)  # no thread pool before fork
+    import certunlearn.accounting  # noqa: F401  (opacus, imported once here, not in every forked child)
     from certunlearn.service.deletion_service import FAULT_DELAY_ENV
 
     rng = random.Random(1234)
