@@ -5,6 +5,10 @@ Commands (each prints one JSON document on stdout):
 * ``forget ROOT REQUEST_ID SEED ID [ID ...]`` — open the state, execute one seeded request.
 * ``serve ROOT PREFIX START STEP COUNT`` — open the state once, execute COUNT single-id requests
   ``PREFIX-k`` for ids ``START + k·STEP`` (secure noise).
+* ``fitcrash DIR ROUNDS DATA`` — the kill -9 loop of ``fit``: each round forks a child that runs
+  :func:`certunlearn.jobs.fit.run_fit` on DATA into ``DIR/state-<round>`` and kills it at a random
+  point of the fit (calibrated on one complete fit first); then the state is absent or complete
+  (it opens and passes its deep integrity check), and fitting into the same path again succeeds.
 * ``crash ROOT ROUNDS DELAY`` — the kill -9 loop: each round forks a child that opens the state and
   executes request ``c<round>`` (ids ``[round]``) with the fault-delay hook set to DELAY seconds, kills
   it with SIGKILL at a random point, then forks a verifier that reopens the state, checks that it is
@@ -137,12 +141,56 @@ def _crash(root: str, rounds: str, delay: str) -> dict[str, Any]:
     return {"seconds": time.monotonic() - started, "rounds": results}
 
 
+def _fit_child(spec: Any, target: str) -> None:
+    from certunlearn.jobs.fit import run_fit
+
+    run_fit(spec, target).close()
+    time.sleep(1.0)  # still alive when the kill comes: a kill after the state was created
+
+
+def _fitcrash(directory: str, rounds: str, data: str) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)  # no thread pool before fork
+    import certunlearn.accounting  # noqa: F401  (opacus, imported once here)
+    from certunlearn.jobs.fit import FitSpec, run_fit
+    from certunlearn.service import DeletionService
+
+    spec = FitSpec(data=data, epochs=2, batch_size=16)
+    started = time.monotonic()
+    run_fit(spec, os.path.join(directory, "calibration")).close()
+    span = time.monotonic() - started
+    rng = random.Random(4321)
+    results = []
+    for round_ in range(int(rounds)):
+        target = os.path.join(directory, f"state-{round_}")
+        pid = os.fork()
+        if pid == 0:
+            _child(_fit_child, spec, target)
+        time.sleep(rng.uniform(0.0, 1.2 * span))
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        exists = os.path.exists(target)
+        opened = None
+        if exists:
+            with DeletionService.open(target) as service:
+                opened = service.status(deep=True)["integrity"]
+        else:
+            run_fit(spec, target).close()  # the path is free again: the next fit succeeds
+            with DeletionService.open(target) as service:
+                opened = "refit: " + str(service.status(deep=True)["integrity"])
+        results.append({"round": round_, "killed": os.WIFSIGNALED(status), "created": exists, "integrity": opened})
+    return {"fit_seconds": span, "rounds": results}
+
+
 def main(argv: list[str]) -> None:
     command, args = argv[0], argv[1:]
     if command == "forget":
         out: Any = _forget(args[0], args[1], args[2], args[3:])
     elif command == "serve":
         out = _serve(*args)
+    elif command == "fitcrash":
+        out = _fitcrash(*args)
     elif command == "crash":
         out = _crash(*args)
     else:

@@ -66,3 +66,19 @@ def test_kill_at_random_points_leaves_the_state_before_or_after(tmp_path: Path) 
         status = service.status(deep=True)
     assert status["releases"] == rounds and status["integrity"] == "ok"
     assert status["cumulative_deletions"] == rounds
+
+
+@pytest.mark.slow
+def test_kill_during_fit_leaves_no_state_or_a_complete_one(tmp_path: Path) -> None:
+    """SIGKILL ``fit`` at >= 100 random points: the state directory is absent (and fitting into it again
+    works) or complete (it opens and passes the deep integrity check); never half a state."""
+    rounds = 100
+    data = write_data(tmp_path / "data.npz", n=120)
+    run = subprocess.run([PYTHON, str(WORKER), "fitcrash", str(tmp_path), str(rounds), str(data)],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(run.stdout)["rounds"]
+    assert len(results) == rounds and sum(r["killed"] for r in results) >= 95
+    assert all(r["integrity"] in ("ok", "refit: ok") for r in results), [r for r in results if "ok" not in r["integrity"]][:3]
+    created = sum(r["created"] for r in results)
+    assert 0 < created < rounds  # kills fell both before and after the rename that creates the state
