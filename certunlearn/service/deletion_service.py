@@ -184,6 +184,7 @@ class DeletionService:
                              "the state directory must be writable") from exc
         self._lock_depth = 0
         self._seq = 0
+        self._next_noise: Any = None  # a prefetched N(0, I) draw for the next request (prefetch_noise)
         self._last: ReleaseRow | None = None
         self._open_report = IntegrityReport()
 
@@ -419,8 +420,25 @@ class DeletionService:
         if seed is not None:
             generator = torch.Generator(device=self._hf.fm_.device).manual_seed(seed)
         # a dry run changes nothing: the state advances only after the ledger commit (_commit)
+        drawn, self._next_noise = self._next_noise, None  # a prefetched draw serves one attempt only
+        if seed is None and drawn is not None:
+            return self._hf.dry_release(request, epsilon=epsilon, delta=delta, standard_noise=drawn,
+                                        sensitivity_budget=budget)
         return self._hf.forget(request, epsilon=epsilon, delta=delta, generator=generator, dry_run=True,
                                sensitivity_budget=budget)
+
+    def prefetch_noise(self) -> None:
+        """Draw the next release's N(0, I) vector now (OS CSPRNG), off the request path.
+
+        A long-running server calls this while idle; the next :meth:`forget` without
+        ``insecure_noise_seed`` then only scales and adds it. A draw serves one request attempt (a
+        refused or failed request discards it) and is never written anywhere.
+        """
+        from certunlearn.unlearn.noise import secure_standard_normal
+
+        self._check_open()
+        theta = self._hf.theta_
+        self._next_noise = secure_standard_normal(theta.shape, dtype=theta.dtype, device=theta.device)
 
     def _commit(self, request_id: str, request: list[int], result: UnlearnResult, received: str,
                 seed: int | None) -> ForgetOutcome:

@@ -479,6 +479,46 @@ class HFOCU(Unlearner):
             RefinementRefused: (refine) the measured bound stayed above the budget; nothing released.
         """
         request, epsilon, delta = self.check_request(ids, epsilon=epsilon, delta=delta)
+        # a prefetched draw serves one release: a dry run draws its own (else the two outputs would
+        # share a noise vector, and their difference would reveal the noiseless models' difference)
+        return self._forget(request, epsilon, delta, generator=generator, request_id=request_id, dry_run=dry_run,
+                            sensitivity_budget=sensitivity_budget,
+                            standard_noise=None if dry_run else self.prefetched_noise_,
+                            standard_noise_source=getattr(self, "prefetched_noise_source_", "secure"))
+
+    def dry_release(self, ids: Iterable[int], *, epsilon: float, delta: float, standard_noise: Tensor,
+                    standard_noise_source: str = "secure", sensitivity_budget: float | None = None) -> UnlearnResult:
+        """The release ``forget(ids, dry_run=True)`` would make, with noise ``σ · standard_noise``.
+
+        For a caller that records the release somewhere else first and applies it after (the deletion
+        service: :meth:`replay` after its ledger commit), and that drew the N(0, I) vector ahead of
+        the request (:func:`certunlearn.unlearn.noise.secure_standard_normal`, or a seeded
+        generator labelled ``seeded``). The caller must use a draw for one release only.
+
+        Args:
+            ids: As for :meth:`forget`.
+            epsilon: ε of the release.
+            delta: δ of the release.
+            standard_noise: A N(0, I) draw of the parameters' shape, dtype and device.
+            standard_noise_source: ``secure`` or ``seeded``: where the draw came from.
+            sensitivity_budget: As for :meth:`forget`.
+
+        Returns:
+            The :class:`UnlearnResult`; nothing changes.
+        """
+        request, epsilon, delta = self.check_request(ids, epsilon=epsilon, delta=delta)
+        if standard_noise_source not in ("secure", "seeded"):
+            raise ConfigError(f"standard_noise_source must be secure or seeded, got {standard_noise_source!r}")
+        if standard_noise.shape != self.theta_.shape or standard_noise.dtype != self.theta_.dtype:
+            raise ConfigError(f"standard_noise must be {tuple(self.theta_.shape)} {self.theta_.dtype}, got "
+                              f"{tuple(standard_noise.shape)} {standard_noise.dtype}")
+        return self._forget(request, epsilon, delta, generator=None, request_id=None, dry_run=True,
+                            sensitivity_budget=sensitivity_budget, standard_noise=standard_noise,
+                            standard_noise_source=standard_noise_source)
+
+    def _forget(self, request: list[int], epsilon: float, delta: float, *, generator: torch.Generator | None,
+                request_id: str | None, dry_run: bool, sensitivity_budget: float | None,
+                standard_noise: Tensor | None, standard_noise_source: str) -> UnlearnResult:
         self.store_.rows_of(request)  # raises for untracked ids
         started = time.perf_counter()
         sum_a, counts, cumulative = self._advanced(request)
@@ -487,10 +527,7 @@ class HFOCU(Unlearner):
             method=self.name, request=request, previous=self.deleted_, epsilon=epsilon, delta=delta,
             state=self._state, noise_sensitivity=self.noise_sensitivity, calibration=self.calibration,
             generator=generator, ledger=self.ledger, dry_run=dry_run, request_id=request_id, started=started,
-            # a prefetched draw serves one release: a dry run draws its own (else the two outputs would
-            # share a noise vector, and their difference would reveal the noiseless models' difference)
-            standard_noise=None if dry_run else self.prefetched_noise_,
-            standard_noise_source=getattr(self, "prefetched_noise_source_", "secure"),
+            standard_noise=standard_noise, standard_noise_source=standard_noise_source,
         )
         previous = self.released_noiseless_ if self.released_noiseless_ is not None else self.theta_ + self.sum_a_
         if self.certificate_ == "refine":

@@ -15,7 +15,7 @@ from service_helpers import PYTHON, WORKER, Fitted, create, fit, make_state, sna
 
 from certunlearn.certify.ledger import LedgerPolicy
 from certunlearn.digest import array_digest, ids_digest
-from certunlearn.errors import InputError, PolicyError, SampleIdError
+from certunlearn.errors import ConfigError, InputError, PolicyError, SampleIdError
 from certunlearn.service import DeletionService
 from certunlearn.service.ledger_db import LEDGER_DB_SCHEMA_VERSION
 from certunlearn.service.state import read_release
@@ -248,3 +248,30 @@ def test_an_interrupted_creation_leaves_nothing_behind(tmp_path: Path, fitted: F
     with pytest.raises(OSError, match="disk full"):
         create(tmp_path / "state", fitted)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.npz"]
+
+
+def test_prefetched_noise_serves_exactly_one_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """prefetch_noise draws N(0, I) ahead; the next request adds sigma times that draw (checked against the
+    noiseless parameters of a dry run), labelled secure, and the draw is gone; a request refused before any
+    release is computed leaves it for the next one."""
+    fitted = fit(write_data(tmp_path / "data.npz"))
+    with create(tmp_path / "state", fitted, policy=LedgerPolicy(epsilon=1.0, delta=1e-5, max_deletions=3)) as service:
+        hf = service.unlearner
+        service.prefetch_noise()
+        drawn = service._next_noise.clone()
+        expected = hf.forget([4], epsilon=1.0, delta=1e-5, dry_run=True)  # the same noiseless parameters
+        out = service.forget("p1", [4], epsilon=1.0, delta=1e-5)
+        assert out.summary["noise_source"] == "secure" and service._next_noise is None
+        flat = hf.fm_.layout.flatten
+        released = flat(read_release(Path(out.released_path)))
+        noiseless = flat(expected.params_noiseless)
+        assert torch.allclose(released, noiseless + out.summary["sigma"] * drawn, rtol=0, atol=1e-12)
+        service.prefetch_noise()
+        kept = service._next_noise
+        with pytest.raises(PolicyError):
+            service.forget("p2", [5, 6, 7], epsilon=1.0, delta=1e-5)  # over max_deletions: refused up front
+        assert service._next_noise is kept  # no release was computed with it
+        assert service.forget("p3", [5], epsilon=1.0, delta=1e-5).status == "released"
+        assert service._next_noise is None
+        with pytest.raises(ConfigError, match="standard_noise must be"):
+            hf.dry_release([6], epsilon=1.0, delta=1e-5, standard_noise=drawn[:-1])
