@@ -1,8 +1,9 @@
-"""``certunlearn fit | status`` and the ``--state`` paths of ``forget`` and ``report``: a model's durable state.
+"""``certunlearn fit | init-state | status`` and the ``--state`` paths of ``forget`` and ``report``: a model's durable state.
 
 ``fit`` trains with HF-OCU statistics and creates the state directory; ``forget --state DIR
 --request-id R --ids ...`` serves one deletion request from it (idempotent: a repeated request id
-returns the stored release); ``status --state DIR`` says where it stands (releases, cumulative
+returns the stored release); ``init-state`` creates the state of a trained model you bring, served by
+a post-hoc method; ``status --state DIR`` says where it stands (releases, cumulative
 deletions, budget and capacity left, composed ε, integrity); ``report --state DIR --request-id R``
 writes the compliance report of one request from the ledger.
 """
@@ -78,6 +79,39 @@ def fit(
     model_name = status["model"].get("name") if isinstance(status["model"], dict) else status["model"]
     typer.echo(f"state {state}: {model_name} on {status['n_samples']} rows, {status['tracked']} ids tracked, "
                f"certificate {status['certificate'].get('certificate')}; serve requests with "
+               f"`certunlearn forget --state {state} --request-id R --ids ...`")
+
+
+@app.command("init-state", cls=RegistryHelpCommand)
+@handle_errors
+def init_state(
+    model: Annotated[str, typer.Option(help="{models}, or 'package.module:factory'.")],
+    weights: Annotated[Path, typer.Option(help="Trained state_dict (.pt, loaded weights-only; copied into the state).")],
+    data: Annotated[Path, typer.Option(help="Training data as the model saw it (.npz/.pt with X, y); ids = rows of X.")],
+    state: Annotated[Path, typer.Option(help="The new state directory (must not exist, or be empty).")],
+    method: Annotated[str, typer.Option(help="A post-hoc method: curenewton, newton, damped-newton, ...")] = "curenewton",
+    option: Annotated[list[str] | None, typer.Option(help="Method option key=value (repeatable).")] = None,
+    model_arg: Annotated[list[str] | None, typer.Option(help="Factory argument key=value (repeatable).")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="L2 regularisation the model was trained with.")] = None,
+    feature_norm_bound: Annotated[float | None, typer.Option(help="Public bound on every row's norm (derived constants for logreg).")] = None,
+    certificate: Annotated[str | None, typer.Option(help="refine or worst-case (default: refine where it applies).")] = None,
+    ledger: Annotated[str | None, typer.Option(help="PostgreSQL URL of the ledger (no password); default: ledger.sqlite in the state.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the new state's status as JSON.")] = False,
+) -> None:
+    """Create a durable state for a trained model you bring, served by a post-hoc method (`forget --state`)."""
+    from certunlearn.jobs.init_state import InitStateSpec, run_init_state
+
+    spec = InitStateSpec(model=model, weights=str(weights), data=str(data), method=method,
+                         options=parse_options(option, "--option"), model_args=parse_options(model_arg, "--model-arg"),
+                         weight_decay=weight_decay, feature_norm_bound=feature_norm_bound, certificate=certificate,
+                         ledger_url=ledger)
+    with run_init_state(spec, state) as service:
+        out = service.status()
+    if json_output:
+        emit_json(out)
+        return
+    typer.echo(f"state {state}: {method} on {out['n_samples']} rows, certificate "
+               f"{out['certificate'].get('certificate')}; serve requests with "
                f"`certunlearn forget --state {state} --request-id R --ids ...`")
 
 

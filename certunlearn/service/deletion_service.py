@@ -53,7 +53,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,6 +97,7 @@ if TYPE_CHECKING:
     from certunlearn.report.policy import Policy
     from certunlearn.unlearn.base import UnlearnResult
     from certunlearn.unlearn.hfocu import HFOCU
+    from certunlearn.unlearn.posthoc import PostHocUnlearner
 
 __all__ = ["FAULT_DELAY_ENV", "DeletionService", "ForgetOutcome"]
 
@@ -173,7 +174,8 @@ class DeletionService:
     state at once: their requests are serialised by the state lock.
     """
 
-    def __init__(self, root: Path, state: StateFile, db: LedgerDB, hf: HFOCU, dataset: Dataset, *,
+    def __init__(self, root: Path, state: StateFile, db: LedgerDB, hf: HFOCU | loading.PostHocServed,
+                 dataset: Dataset, *,
                  lock_timeout: float) -> None:
         self._root, self._state, self._db, self._hf, self._dataset = root, state, db, hf, dataset
         self._lock_timeout = lock_timeout
@@ -246,6 +248,55 @@ class DeletionService:
                 request_defaults=defaults, trained_params=array_digest(hf.params), n_samples=hf.n_samples,
                 tracked=len(hf.tracked_ids), files=manifest(tmp), ledger_url=ledger_url)
 
+        return cls._build(path, state_id, ledger_url, write)
+
+    @classmethod
+    def create_posthoc(cls, path: str | os.PathLike[str], *, model_spec: ModelSpec | Mapping[str, Any],
+                       weights: Mapping[str, Tensor], method: str, options: Mapping[str, Any],
+                       data_ref: DataRef | Mapping[str, Any], policy: LedgerPolicy | Mapping[str, Any] | None = None,
+                       request_defaults: Mapping[str, float] | None = None,
+                       ledger_url: str | None = None) -> DeletionService:
+        """Create the state directory (kind ``posthoc``) of a trained model served by a post-hoc method.
+
+        ``get_unlearner(method)(model, **options).fit(X, y)`` is built here (and again at each open)
+        from the model spec with ``weights``, and the raw rows of the data file ``data_ref.source``
+        (ids = rows, as the model saw them; ``data_ref.options`` must be empty). The trained weights
+        are written to ``weights/trained.pt``; the other arguments are those of :meth:`create`.
+
+        Raises:
+            InputError: ``path`` is a file or a non-empty directory; the data file is unreadable.
+            ConfigError: Not a post-hoc method, options it refuses or that are not JSON, weights that
+                do not fit the model spec.
+        """
+        import torch
+
+        check_new_state_path(path)
+        ledger_url = None if ledger_url is None else check_ledger_url(ledger_url)
+        spec = model_spec if isinstance(model_spec, ModelSpec) else ModelSpec.from_dict(model_spec)
+        ref = data_ref if isinstance(data_ref, DataRef) else DataRef.from_dict(data_ref)
+        policy, defaults = policy_from(policy), check_request_defaults(request_defaults)
+        unlearner, ref, options = loading.posthoc_parts(spec, weights, method, options, ref)
+        trained = unlearner.fm.state_dict(unlearner.theta_star)
+        state_id = new_state_id()
+
+        def write(tmp: Path) -> StateFile:
+            from certunlearn._version import __version__
+
+            (tmp / LAYOUT["weights"]).mkdir()
+            torch.save(trained, tmp / loading.TRAINED_WEIGHTS)
+            LedgerDB.create(ledger_url or tmp / LAYOUT["ledger"], state_id=state_id).close()
+            return StateFile(
+                state_id=state_id, created_at=_now(), certunlearn_version=__version__, model=spec, data=ref,
+                sgd={}, certificate=loading.posthoc_certificate_settings(unlearner), policy=policy,
+                request_defaults=defaults, trained_params=array_digest(trained), n_samples=unlearner.n_samples,
+                tracked=unlearner.n_samples, files=manifest(tmp, under=LAYOUT["weights"]), ledger_url=ledger_url,
+                kind="posthoc", method=method, options=options)
+
+        return cls._build(path, state_id, ledger_url, write)
+
+    @classmethod
+    def _build(cls, path: str | os.PathLike[str], state_id: str, ledger_url: str | None,
+               write: Callable[[Path], StateFile]) -> DeletionService:
         try:
             build_state_dir(path, write)
         except BaseException:
@@ -280,8 +331,8 @@ class DeletionService:
             raise StateError(f"{root}: integrity check failed: " + "; ".join(problems))
         db = LedgerDB.open(state.ledger_url or root / LAYOUT["ledger"], state_id=state.state_id)
         try:
-            dataset = loading.load_data(root, state.data)
-            hf = loading.load_hfocu(root, state, dataset)
+            dataset = loading.load_data(root, state.data, kind=state.kind)
+            hf = loading.load_unlearner(root, state, dataset)
             service = cls(root, state, db, hf, dataset, lock_timeout=check_positive("lock_timeout", lock_timeout))
         except BaseException:
             db.close()
@@ -314,10 +365,10 @@ class DeletionService:
         return self._open_report
 
     @property
-    def unlearner(self) -> HFOCU:
-        """The HF-OCU unlearner, at the deletion state of the last request this process has seen.
-        Read it; never call its ``forget`` (that would bypass the ledger)."""
-        return self._hf
+    def unlearner(self) -> HFOCU | PostHocUnlearner:
+        """The unlearner (HF-OCU, or a post-hoc state's method), at the deletion state of the last request
+        this process has seen. Read it; never call its ``forget`` (that would bypass the ledger)."""
+        return self._hf.unlearner if isinstance(self._hf, loading.PostHocServed) else self._hf
 
     @property
     def policy(self) -> LedgerPolicy | None:
@@ -421,7 +472,7 @@ class DeletionService:
             generator = torch.Generator(device=self._hf.fm_.device).manual_seed(seed)
         # a dry run changes nothing: the state advances only after the ledger commit (_commit)
         drawn, self._next_noise = self._next_noise, None  # a prefetched draw serves one attempt only
-        if seed is None and drawn is not None:
+        if seed is None and drawn is not None and hasattr(self._hf, "dry_release"):
             return self._hf.dry_release(request, epsilon=epsilon, delta=delta, standard_noise=drawn,
                                         sensitivity_budget=budget)
         return self._hf.forget(request, epsilon=epsilon, delta=delta, generator=generator, dry_run=True,
@@ -432,11 +483,14 @@ class DeletionService:
 
         A long-running server calls this while idle; the next :meth:`forget` without
         ``insecure_noise_seed`` then only scales and adds it. A draw serves one request attempt (a
-        refused or failed request discards it) and is never written anywhere.
+        refused or failed request discards it) and is never written anywhere. A no-op for a post-hoc
+        state (its method draws the noise in ``forget``).
         """
         from certunlearn.unlearn.noise import secure_standard_normal
 
         self._check_open()
+        if not hasattr(self._hf, "dry_release"):
+            return
         theta = self._hf.theta_
         self._next_noise = secure_standard_normal(theta.shape, dtype=theta.dtype, device=theta.device)
 
@@ -536,7 +590,7 @@ class DeletionService:
                 return IntegrityReport((*problems, f"ledger: unreadable ({exc})"), ())
             problems += release_problems(root, referenced, deep=deep)
             if data:
-                problems += loading.data_problems(self._state.data)
+                problems += loading.data_problems(self._state.data, kind=self._state.kind)
             for name in orphan_releases(root, set(referenced)):
                 if not repair:
                     problems.append(f"releases/{name}: orphan (no committed ledger row refers to it)")

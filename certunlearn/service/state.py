@@ -7,6 +7,8 @@ Layout (names in :data:`LAYOUT`)::
                       certificate settings, policy, request defaults, and the manifest (size + SHA-256)
                       of every file under hfocu/
     hfocu/            HFOCU.save output, written once at creation: weights, schedule, statistics, anchor
+    weights/          (kind "posthoc" instead of hfocu/) trained.pt, the trained weights, written once;
+                      state.json then also records the method and its options, and the manifest is of weights/
     ledger.sqlite     the ledger (certunlearn.service.ledger_db): the source of truth for what happened;
                       absent when state.json's ledger_url names a PostgreSQL ledger instead
     releases/         <model_after digest>.pt: the released state dict of each committed request
@@ -56,6 +58,7 @@ __all__ = [
     "STATE_SCHEMA_VERSION",
     "DataRef",
     "IntegrityReport",
+    "KINDS",
     "ModelSpec",
     "StateFile",
     "build_state_dir",
@@ -77,8 +80,12 @@ STATE_SCHEMA_VERSION = 1
 """``state.json``'s ``state_schema_version``: a newer one is refused, never rewritten."""
 
 LAYOUT = {"state": "state.json", "hfocu": "hfocu", "ledger": "ledger.sqlite", "releases": "releases",
-          "lock": "state.lock"}
-"""The names inside a state directory."""
+          "lock": "state.lock", "weights": "weights"}
+"""The names inside a state directory (``weights/``: a post-hoc state's copy of the trained weights)."""
+
+KINDS = ("hfocu", "posthoc")
+"""State kinds: ``hfocu`` (HF-OCU statistics under ``hfocu/``) and ``posthoc`` (a post-hoc method's
+trained weights under ``weights/``, its method and options in ``state.json``)."""
 
 _JSON = (str, int, float, bool, type(None))
 
@@ -268,6 +275,7 @@ _STATE_KEYS = ("format", "state_schema_version", "kind", "state_id", "created_at
                "data", "sgd", "certificate", "policy", "request_defaults", "trained_params", "n_samples", "tracked",
                "files")
 _OPTIONAL_STATE_KEYS = ("ledger_url",)  # written only when set: an SQLite state's state.json is unchanged
+_POSTHOC_KEYS = ("method", "options")  # a post-hoc state's method and its constructor options
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +299,9 @@ class StateFile:
         files: Manifest ``{relative path: {"bytes", "sha256"}}`` of ``hfocu/``.
         ledger_url: The ``postgresql://`` URL of the database holding the ledger (never a password:
             :func:`~certunlearn.service.sql.check_ledger_url`), or None: ``ledger.sqlite`` in the directory.
+        kind: ``hfocu`` or ``posthoc`` (:data:`KINDS`).
+        method: A post-hoc state's method name (:func:`~certunlearn.unlearn.get_unlearner`); None for HF-OCU.
+        options: A post-hoc state's constructor options of the method (JSON); None for HF-OCU.
     """
 
     state_id: str
@@ -307,12 +318,17 @@ class StateFile:
     tracked: int
     files: Mapping[str, Mapping[str, Any]]
     ledger_url: str | None = None
+    kind: str = "hfocu"
+    method: str | None = None
+    options: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object written to ``state.json``."""
-        optional = {} if self.ledger_url is None else {"ledger_url": self.ledger_url}
+        optional: dict[str, Any] = {} if self.ledger_url is None else {"ledger_url": self.ledger_url}
+        if self.kind == "posthoc":
+            optional.update(method=self.method, options=dict(self.options or {}))
         return {
-            "format": STATE_FORMAT, "state_schema_version": STATE_SCHEMA_VERSION, "kind": "hfocu",
+            "format": STATE_FORMAT, "state_schema_version": STATE_SCHEMA_VERSION, "kind": self.kind,
             "state_id": self.state_id, "created_at": self.created_at, "certunlearn_version": self.certunlearn_version,
             "model": self.model.to_dict(), "data": self.data.to_dict(), "sgd": dict(self.sgd),
             "certificate": dict(self.certificate), "policy": None if self.policy is None else asdict(self.policy),
@@ -340,10 +356,12 @@ class StateFile:
         if version > STATE_SCHEMA_VERSION:
             raise StateError(f"{where}: state schema version {version} is newer than this certunlearn's "
                              f"{STATE_SCHEMA_VERSION}: upgrade certunlearn to open it")
-        if data.get("kind") != "hfocu":
-            raise StateError(f"{where}: unsupported state kind {data.get('kind')!r} (this version serves 'hfocu')")
-        unknown = sorted(set(data) - set(_STATE_KEYS) - set(_OPTIONAL_STATE_KEYS))
-        missing = sorted(set(_STATE_KEYS) - set(data))
+        kind = data.get("kind")
+        if kind not in KINDS:
+            raise StateError(f"{where}: unsupported state kind {kind!r} (this version serves {list(KINDS)})")
+        required = _STATE_KEYS + (_POSTHOC_KEYS if kind == "posthoc" else ())
+        unknown = sorted(set(data) - set(required) - set(_OPTIONAL_STATE_KEYS))
+        missing = sorted(set(required) - set(data))
         if unknown or missing:
             raise StateError(f"{where}: unknown keys {unknown}, missing keys {missing}")
         try:
@@ -356,7 +374,9 @@ class StateFile:
                 trained_params=_text("trained_params", data["trained_params"]),
                 n_samples=check_int("n_samples", data["n_samples"], minimum=1),
                 tracked=check_int("tracked", data["tracked"], minimum=1), files=_manifest_of(data["files"]),
-                ledger_url=None if data.get("ledger_url") is None else check_ledger_url(data["ledger_url"]))
+                ledger_url=None if data.get("ledger_url") is None else check_ledger_url(data["ledger_url"]),
+                kind=kind, method=_text("method", data["method"]) if kind == "posthoc" else None,
+                options=_mapping("options", data["options"]) if kind == "posthoc" else None)
         except (ConfigError, TypeError) as exc:
             raise StateError(f"{where}: invalid state.json ({exc})") from exc
         if state.data.data_digest is None:
@@ -409,9 +429,10 @@ def read_state(root: Path) -> StateFile:
 
 
 # ---------------------------------------------------------------------------------- files
-def manifest(root: Path) -> dict[str, dict[str, Any]]:
-    """``{relative path: {"bytes", "sha256"}}`` of every file under ``root/hfocu``."""
-    base = root / LAYOUT["hfocu"]
+def manifest(root: Path, *, under: str = LAYOUT["hfocu"]) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"bytes", "sha256"}}`` of every file under ``root/under`` (``hfocu/``, or a
+    post-hoc state's ``weights/``)."""
+    base = root / under
     return {path.relative_to(root).as_posix(): file_record(path)
             for path in sorted(base.rglob("*")) if path.is_file()}
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from certunlearn.data import Dataset
     from certunlearn.report.policy import Policy
+    from certunlearn.service.loading import PostHocServed
     from certunlearn.unlearn.hfocu import HFOCU
 
 __all__ = ["COMPOSITION", "budget_view", "composed_view", "ledger_events", "request_report", "status"]
@@ -161,12 +162,12 @@ def _composition_text(composed: Mapping[str, Any] | None) -> str:
             "deleted set; noise is not stacked")
 
 
-def _accuracies(hf: HFOCU, dataset: Dataset, params: Mapping[str, Tensor], deleted: Sequence[int],
+def _accuracies(hf: HFOCU | PostHocServed, dataset: Dataset, params: Mapping[str, Tensor], deleted: Sequence[int],
                 forget: Sequence[int]) -> dict[str, float]:
     """Accuracy of the released parameters on the rows kept, this request's rows and the held-out split."""
     import torch
 
-    if hf.config.loss != "cross_entropy":
+    if hf.fm_.loss_name != "cross_entropy":
         return {}
 
     def accuracy(X: Tensor, y: Tensor) -> float:
@@ -182,7 +183,7 @@ def _accuracies(hf: HFOCU, dataset: Dataset, params: Mapping[str, Tensor], delet
     return out
 
 
-def request_report(state: StateFile, hf: HFOCU, dataset: Dataset, request: RequestRow, release: ReleaseRow,
+def request_report(state: StateFile, hf: HFOCU | PostHocServed, dataset: Dataset, request: RequestRow, release: ReleaseRow,
                    history: Sequence[tuple[RequestRow, ReleaseRow, list[int]]], params: Mapping[str, Tensor],
                    policy: Policy | Mapping[str, Any] | None) -> dict[str, Any]:
     """The compliance report of one request (``history``: the ledger up to and including it)."""
