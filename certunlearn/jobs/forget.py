@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -120,6 +121,7 @@ def run_forget(spec: ForgetSpec) -> dict[str, Any]:
     from certunlearn.jobs.outputs import check_output_dir, write_atomic, write_text_atomic
     from certunlearn.jobs.user_files import load_arrays, load_user_model, model_dtype
     from certunlearn.unlearn import get_unlearner
+    from certunlearn.unlearn.noise import insecure_noise_generator
 
     out = check_output_dir(spec.out)  # before any work: a bad --out costs nothing and changes nothing
     X, y = load_arrays(spec.data)
@@ -127,22 +129,21 @@ def run_forget(spec: ForgetSpec) -> dict[str, Any]:
                             classification=spec.loss == "cross_entropy")
     X = X.to(model_dtype(model))
     cls = get_unlearner(spec.method)
+    method_args = dict(spec.method_args)
+    if "seed" in inspect.signature(cls.__init__).parameters:  # stochastic methods seed their own minibatches
+        method_args.setdefault("seed", spec.seed)
     try:
         unlearner = cls(
             model, weight_decay=spec.weight_decay, loss=spec.loss,
             feature_norm_bound=spec.feature_norm_bound, optimality_gap=spec.optimality_gap,
             noise_sensitivity=spec.noise_sensitivity, certificate=spec.certificate,
-            sensitivity_budget=spec.sensitivity_budget, **spec.method_args,
+            sensitivity_budget=spec.sensitivity_budget, **method_args,
         )
     except TypeError as exc:
         raise ConfigError(f"method {spec.method!r} does not accept these options: {exc}") from exc
     unlearner.fit(X, y)
-    generator = None  # secure release noise; minibatches of stochastic methods from the seeded RNG below
-    if spec.insecure_noise_seed is not None:
-        generator = torch.Generator(device=X.device).manual_seed(spec.insecure_noise_seed)
-    with torch.random.fork_rng(devices=[]):  # the job's own seed, restored afterwards
-        torch.manual_seed(spec.seed)
-        result = unlearner.forget(list(spec.ids), epsilon=spec.epsilon, delta=spec.delta, generator=generator)
+    result = unlearner.forget(list(spec.ids), epsilon=spec.epsilon, delta=spec.delta,
+                              generator=insecure_noise_generator(spec.insecure_noise_seed, device=X.device))
     write_atomic(out / "released.pt", lambda handle: torch.save(result.params_released, handle))
     if spec.save_noiseless:
         write_atomic(out / "noiseless.pt", lambda handle: torch.save(result.params_noiseless, handle))

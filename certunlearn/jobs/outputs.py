@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -79,7 +78,8 @@ def check_output_file(path: str | os.PathLike[str], *, what: str = "--out") -> P
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
-    """Write a file through ``write(handle)`` to a temporary name, fsync it and rename it to ``path``.
+    """Write a file through ``write(handle)`` to a temporary name, fsync it and rename it to ``path``
+    (creating its directory first): :func:`certunlearn.service.files.write_atomic`, the one atomic write.
 
     Example:
         >>> import tempfile
@@ -88,18 +88,11 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
         >>> p.read_bytes()
         b'abc'
     """
+    from certunlearn.service.files import write_atomic as replace_atomically
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_atomically(target, write)
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:

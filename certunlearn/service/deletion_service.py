@@ -465,11 +465,9 @@ class DeletionService:
 
     def _draw(self, request: list[int], epsilon: float, delta: float, seed: int | None,
               budget: float | None) -> UnlearnResult:
-        import torch
+        from certunlearn.unlearn.noise import insecure_noise_generator
 
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=self._hf.fm_.device).manual_seed(seed)
+        generator = insecure_noise_generator(seed, device=self._hf.fm_.device)
         # a dry run changes nothing: the state advances only after the ledger commit (_commit)
         drawn, self._next_noise = self._next_noise, None  # a prefetched draw serves one attempt only
         if seed is None and drawn is not None and hasattr(self._hf, "dry_release"):

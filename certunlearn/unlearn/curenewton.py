@@ -82,6 +82,7 @@ class CureNewton(PostHocUnlearner):
         krylov_tol: Relative tolerance on the model decrease that stops Lanczos.
         batch_size: If set, g and H are estimated on a fresh minibatch of the remaining data at every
             iteration (stochastic variant; never certified).
+        seed: Seed of those minibatches (their own generator, never the release noise's).
         max_trials: Rejected steps allowed in total before giving up.
         grad_tol: Stop when ‖∇F_R(θ)‖ ≤ this.
         **kwargs: :class:`~certunlearn.unlearn.posthoc.PostHocUnlearner` options (``weight_decay``,
@@ -106,6 +107,7 @@ class CureNewton(PostHocUnlearner):
         batch_size: int | None = None,
         max_trials: int = 40,
         grad_tol: float = 0.0,
+        seed: int = 0,
         **kwargs: Any,
     ) -> None:
         self.cubic_reg = check_positive("cubic_reg", cubic_reg)
@@ -117,6 +119,7 @@ class CureNewton(PostHocUnlearner):
         self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, minimum=1)
         self.max_trials = check_int("max_trials", max_trials, minimum=0)
         self.grad_tol = check_nonnegative("grad_tol", grad_tol)
+        self.seed = check_int("seed", seed, minimum=0)
         super().__init__(model, **kwargs)
         self.method_ = (
             ("exact" if self.fm.dim <= _EXACT_MAX_DIM else "lanczos") if self.solver == "auto" else self.solver
@@ -126,7 +129,7 @@ class CureNewton(PostHocUnlearner):
         return {**super()._options(), "cubic_reg": self.cubic_reg, "adaptive": self.adaptive,
                 "iterations": self.iterations, "solver": self.solver, "max_krylov_dim": self.max_krylov_dim,
                 "krylov_tol": self.krylov_tol, "batch_size": self.batch_size, "max_trials": self.max_trials,
-                "grad_tol": self.grad_tol}
+                "grad_tol": self.grad_tol, "seed": self.seed}
 
     # ------------------------------------------------------------------ certificate
     def _hessian_lipschitz(self) -> float | None:
@@ -165,7 +168,8 @@ class CureNewton(PostHocUnlearner):
         return g, hvp, None
 
     def _unlearn(self, deleted: list[int], keep: Tensor, generator: torch.Generator | None) -> tuple[Tensor, dict[str, Any], tuple[str, ...]]:
-        del deleted
+        del deleted, generator  # minibatches come from their own seeded generator, not the noise's
+        order = torch.Generator().manual_seed(self.seed)
         certifying = self._certifying()
         lipschitz = self._hessian_lipschitz()
         theta = self.theta_star.clone()
@@ -177,7 +181,7 @@ class CureNewton(PostHocUnlearner):
         stop = False
         f0 = loss_before
         for _ in range(self.iterations):
-            g, hvp, H = self._estimates(theta, keep, generator)
+            g, hvp, H = self._estimates(theta, keep, order)
             if float(g.norm()) <= self.grad_tol:
                 break
             cache = CubicCache()  # same g and H for every trial at this iterate: factorise once

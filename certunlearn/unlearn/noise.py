@@ -31,6 +31,7 @@ __all__ = [
     "NOISE_SOURCES",
     "SEEDED_NOISE_LABEL",
     "gaussian_noise_like",
+    "insecure_noise_generator",
     "noise_source",
     "secure_standard_normal",
 ]
@@ -76,6 +77,21 @@ def secure_standard_normal(shape: tuple[int, ...] | torch.Size, *, dtype: torch.
     angle = uniform[pairs:].mul_(2.0 * math.pi)
     normal = torch.cat([radius * angle.cos(), radius * angle.sin()])[:count]
     return normal.reshape(shape).to(device=device, dtype=dtype)
+
+
+def insecure_noise_generator(seed: int | None, *, device: torch.device | str = "cpu") -> torch.Generator | None:
+    """The generator behind an explicit ``--insecure-noise-seed``: None (secure noise) unless a seed is given.
+
+    The one place where a user's seed becomes release noise; every release drawn from it is labelled
+    :data:`SEEDED_NOISE_LABEL` (its ``noise_source`` is ``seeded``).
+
+    Example:
+        >>> insecure_noise_generator(None) is None, insecure_noise_generator(3).initial_seed()
+        (True, 3)
+    """
+    if seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(int(seed))
 
 
 def noise_source(generator: torch.Generator | None, sigma: float) -> str:

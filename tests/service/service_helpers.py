@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -65,3 +67,24 @@ def make_state(root: Path, fitted: Fitted) -> Path:
         service.forget("r1", [2, 1], epsilon=1.0, delta=1e-5)
         service.forget("r2", [5], epsilon=1.0, delta=1e-5, insecure_noise_seed=3)
     return root
+
+
+def serve_from_two_processes(root: Path) -> None:
+    """Two processes × 20 single-id requests on the state at ``root``: 40 distinct releases, each
+    calibrated to the cumulative set at its turn, the exact deleted set, 40 distinct digests and files."""
+    workers = [subprocess.Popen([PYTHON, str(WORKER), "serve", str(root), prefix, str(start), "2", "20"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for prefix, start in (("a", 0), ("b", 1))]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [err for _, err in outputs]
+    outcomes = [o for out, _ in outputs for o in json.loads(out)]
+    # each release was calibrated to the cumulative set at its turn, whoever made the earlier ones
+    assert sorted(o["seq"] for o in outcomes) == list(range(1, 41))
+    assert all(o["cumulative"] == o["seq"] for o in outcomes)
+    with DeletionService.open(root) as service:
+        status = service.status(deep=True)
+        assert status["releases"] == 40 and status["cumulative_deletions"] == 40 and status["integrity"] == "ok"
+        assert sorted(service.unlearner.deleted_ids) == list(range(40))
+        digests = [service.record(f"{p}-{k}")["release"]["model_after"] for p in "ab" for k in range(20)]
+    assert len(set(digests)) == 40 and sorted(digests) == sorted(o["model_after"] for o in outcomes)
+    assert len(list((root / "releases").iterdir())) == 40

@@ -7,7 +7,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from service_helpers import PYTHON, WORKER, Fitted, create, fit, write_data
+from service_helpers import (
+    PYTHON,
+    WORKER,
+    Fitted,
+    create,
+    fit,
+    serve_from_two_processes,
+    write_data,
+)
 
 from certunlearn.service import DeletionService
 
@@ -20,22 +28,7 @@ def fitted(tmp_path: Path) -> Fitted:
 def test_two_processes_serve_one_state(tmp_path: Path, fitted: Fitted) -> None:
     root = tmp_path / "state"
     create(root, fitted).close()
-    workers = [subprocess.Popen([PYTHON, str(WORKER), "serve", str(root), prefix, str(start), "2", "20"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for prefix, start in (("a", 0), ("b", 1))]
-    outputs = [w.communicate(timeout=300) for w in workers]
-    assert all(w.returncode == 0 for w in workers), [err for _, err in outputs]
-    outcomes = [o for out, _ in outputs for o in json.loads(out)]
-    # each release was calibrated to the cumulative set at its turn, whoever made the earlier ones
-    assert sorted(o["seq"] for o in outcomes) == list(range(1, 41))
-    assert all(o["cumulative"] == o["seq"] for o in outcomes)
-    with DeletionService.open(root) as service:
-        status = service.status(deep=True)
-        assert status["releases"] == 40 and status["cumulative_deletions"] == 40 and status["integrity"] == "ok"
-        assert sorted(service.unlearner.deleted_ids) == list(range(40))
-        digests = [service.record(f"{p}-{k}")["release"]["model_after"] for p in "ab" for k in range(20)]
-    assert len(set(digests)) == 40 and sorted(digests) == sorted(o["model_after"] for o in outcomes)
-    assert len(list((root / "releases").iterdir())) == 40
+    serve_from_two_processes(root)
 
 
 @pytest.mark.slow

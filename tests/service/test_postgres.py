@@ -18,7 +18,16 @@ from typing import Any
 
 import pytest
 import torch
-from service_helpers import PYTHON, WORKER, Fitted, create, fit, snapshot, write_data
+from service_helpers import (
+    PYTHON,
+    WORKER,
+    Fitted,
+    create,
+    fit,
+    serve_from_two_processes,
+    snapshot,
+    write_data,
+)
 
 from certunlearn.certify.ledger import LedgerPolicy
 from certunlearn.errors import ConfigError, InputError, PolicyError, SampleIdError, StateError
@@ -309,22 +318,7 @@ def test_the_advisory_lock_serialises_services_without_the_file_lock(state: Path
 def test_two_processes_serve_one_state(tmp_path: Path, fitted: Fitted, url: str, pg_states: list[Path]) -> None:
     root = tmp_path / "state"
     _make(root, fitted, url, pg_states).close()
-    workers = [subprocess.Popen([PYTHON, str(WORKER), "serve", str(root), prefix, str(start), "2", "20"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for prefix, start in (("a", 0), ("b", 1))]
-    outputs = [w.communicate(timeout=300) for w in workers]
-    assert all(w.returncode == 0 for w in workers), [err for _, err in outputs]
-    outcomes = [o for out, _ in outputs for o in json.loads(out)]
-    # each release was calibrated to the cumulative set at its turn, whoever made the earlier ones
-    assert sorted(o["seq"] for o in outcomes) == list(range(1, 41))
-    assert all(o["cumulative"] == o["seq"] for o in outcomes)
-    with DeletionService.open(root) as service:
-        status = service.status(deep=True)
-        assert status["releases"] == 40 and status["cumulative_deletions"] == 40 and status["integrity"] == "ok"
-        assert sorted(service.unlearner.deleted_ids) == list(range(40))
-        digests = [service.record(f"{p}-{k}")["release"]["model_after"] for p in "ab" for k in range(20)]
-    assert len(set(digests)) == 40 and sorted(digests) == sorted(o["model_after"] for o in outcomes)
-    assert len(list((root / "releases").iterdir())) == 40
+    serve_from_two_processes(root)
     rows = _dump(url, root)
     assert sorted(r[0] for r in rows["deleted"]) == list(range(40)) and len(rows["releases"]) == 40
 

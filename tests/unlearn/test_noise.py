@@ -110,3 +110,35 @@ def test_forget_job_secure_by_default_and_labelled_when_seeded() -> None:
     (s1, v1), (_, v2) = released("c", insecure_noise_seed=4), released("d", insecure_noise_seed=4)
     assert s1["noise_source"] == "seeded" and not s1["private_noise"] and torch.equal(v1, v2)
     assert SEEDED_NOISE_LABEL == "reproducible noise: not private"
+
+
+def test_minibatches_have_their_own_seed_and_the_job_leaves_the_global_rng_alone() -> None:
+    """CureNewton's stochastic minibatches come from its ``seed`` option, not the noise generator, and the
+    forget job seeds nothing globally."""
+    from certunlearn.jobs.forget import ForgetSpec, run_forget
+    from certunlearn.unlearn.curenewton import CureNewton
+
+    generator = torch.Generator().manual_seed(0)
+    X = torch.randn(60, 3, generator=generator, dtype=torch.float64)
+    y = (X[:, 0] > 0).long()
+    model = LogisticRegression(3, 2).double()
+
+    def noiseless(seed: int, noise_seed: int) -> torch.Tensor:
+        fitted = CureNewton(model, weight_decay=0.1, batch_size=7, iterations=3, seed=seed).fit(X, y)
+        out = fitted.forget([1, 2], epsilon=1.0, delta=1e-5, generator=torch.Generator().manual_seed(noise_seed))
+        return out.params_noiseless["linear.weight"]
+
+    assert torch.equal(noiseless(4, 0), noiseless(4, 1))  # the noise generator does not move the minibatches
+    assert not torch.equal(noiseless(4, 0), noiseless(5, 0))
+    d = tempfile.mkdtemp()
+    np.savez(os.path.join(d, "data.npz"), X=X.numpy(), y=y.numpy())
+    torch.save(model.state_dict(), os.path.join(d, "w.pt"))
+
+    def job_noiseless(global_seed: int, tag: str) -> torch.Tensor:
+        torch.manual_seed(global_seed)  # the test may seed the global RNG; the job must not depend on it
+        run_forget(ForgetSpec(model="logreg", weights=os.path.join(d, "w.pt"), data=os.path.join(d, "data.npz"),
+                              ids=(3,), method="curenewton", weight_decay=0.1, seed=9, save_noiseless=True,
+                              method_args={"batch_size": 7}, out=os.path.join(d, tag)))
+        return torch.load(os.path.join(d, tag, "noiseless.pt"), weights_only=True)["linear.weight"]
+
+    assert torch.equal(job_noiseless(1, "a"), job_noiseless(2, "b"))  # --seed alone fixes the minibatches
